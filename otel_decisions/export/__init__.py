@@ -1,0 +1,1 @@
+"""Export: OTLP/JSON encoding, the run-flushing file processor, and per-directory pipelines."""

@@ -1,0 +1,1 @@
+"""Reading: span files -> span records -> `Run` models, through the span contract."""

@@ -1,0 +1,1 @@
+"""Recording: the seed-compatible `Runtime` over one recorder core."""

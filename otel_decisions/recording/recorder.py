@@ -1,0 +1,175 @@
+"""The recording core: turns run, decision, outcome and problem models into spans.
+
+Everything that records (the seed-compatible `Runtime`, and later the decorators) goes through
+`RunRecorder`, so there is one way a model becomes a span: the attributes come from
+`otel_decisions.contract`, the spans go to a `Pipeline`.
+
+A run's root span is started at once (its trace id is the run's execution id). Decisions and outcomes
+recorded through the seed API are spans with explicit start and end times; they are queued as they
+happen and created in order, through the SDK, when the run ends, when 4096 are queued, or when the
+pipeline's periodic flush drains open runs (every second by default). The agent's call therefore
+costs a model and a list append, not two SDK spans and their encoding, and the spans are identical.
+
+Spans are started with an explicit parent context rather than made current, so recording never
+attaches or detaches the caller's OpenTelemetry context (no "Failed to detach context" errors, no
+attributes leaking onto the caller's spans). A run always starts a new trace; if a span was current,
+the run's root span links to it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from typing import Any, Final
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
+
+from otel_decisions import contract as c
+from otel_decisions.export.pipeline import Pipeline
+from otel_decisions.models import Decision, Outcome, Problem, Run, RunStatus
+
+__all__ = ["RunRecorder", "record_run"]
+
+_STATUS_MESSAGE_CHARS: Final = 1024
+_EMPTY_CONTEXT: Final = Context()
+_MAX_QUEUED: Final = 4096  # bounds memory in very long runs; the periodic flush drains sooner
+
+# queued work: (decision, sequence, at_ns, option_dicts) or (decision, outcome, at_ns, error_type)
+_Queued = tuple[Decision, Any, int, Any]
+
+
+class RunRecorder:
+    """The open root span of one run and the decisions and outcomes queued for it."""
+
+    __slots__ = (
+        "__weakref__",
+        "_common",
+        "_decisions",
+        "_drain_lock",
+        "_limit",
+        "_pipeline",
+        "_queue",
+        "_run_context",
+        "_run_span",
+        "_tracer",
+        "execution_id",
+    )
+
+    def __init__(self, pipeline: Pipeline, run: Run, start_ns: int) -> None:
+        self._pipeline = pipeline
+        self._tracer = pipeline.tracer
+        self._limit = pipeline.max_value_chars
+        links = []
+        current = trace.get_current_span().get_span_context()
+        if current.is_valid:
+            links.append(Link(current))
+        span = self._tracer.start_span(
+            c.run_span_name(run.goal_id),
+            context=_EMPTY_CONTEXT,
+            kind=SpanKind.INTERNAL,
+            attributes=c.run_start_attributes(run, self._limit),
+            links=links,
+            start_time=start_ns,
+        )
+        ctx = span.get_span_context()
+        # A disabled SDK gives an invalid context; the run still needs an id of the same shape.
+        self.execution_id = f"{ctx.trace_id:032x}" if ctx.is_valid else secrets.token_hex(16)
+        span.set_attribute(c.EXECUTION_ID, self.execution_id)
+        self._run_span = span
+        self._run_context = trace.set_span_in_context(span)
+        self._common = c.common_attributes(self.execution_id, run.id, run.goal_id)
+        self._decisions: dict[str, tuple[SpanContext, int]] = {}
+        self._queue: list[_Queued] = []
+        self._drain_lock = threading.Lock()
+        pipeline.open_recorders.add(self)
+
+    def decision(
+        self, decision: Decision, sequence: int, at_ns: int, option_dicts: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Record `decision` as a zero-duration `plan` span at `at_ns`."""
+        self._queue.append((decision, sequence, at_ns, option_dicts))
+        if len(self._queue) >= _MAX_QUEUED:
+            self.drain()
+
+    def outcome(
+        self, decision: Decision, outcome: Outcome, at_ns: int, error_type: str | None = None
+    ) -> None:
+        """Record `outcome` as a span from its decision's time to `at_ns`, linked to the decision."""
+        self._queue.append((decision, outcome, at_ns, error_type))
+        if len(self._queue) >= _MAX_QUEUED:
+            self.drain()
+
+    def drain(self) -> None:
+        """Create the spans of everything queued, in order (safe from any thread)."""
+        with self._drain_lock:
+            queue, self._queue = self._queue, []
+            for decision, second, at_ns, extra in queue:
+                if isinstance(second, int):
+                    self._decision_span(decision, second, at_ns, extra)
+                else:
+                    self._outcome_span(decision, second, at_ns, extra)
+
+    def _decision_span(
+        self, decision: Decision, sequence: int, at_ns: int, option_dicts: list[dict[str, Any]] | None
+    ) -> None:
+        span = self._tracer.start_span(
+            c.SPAN_NAME_PLAN,
+            context=self._run_context,
+            attributes=c.decision_attributes(self._common, decision, sequence, self._limit, option_dicts),
+            start_time=at_ns,
+        )
+        span.end(end_time=at_ns)
+        self._decisions[decision.id] = (span.get_span_context(), at_ns)
+
+    def _outcome_span(self, decision: Decision, outcome: Outcome, at_ns: int, error_type: str | None) -> None:
+        found = self._decisions.get(decision.id)
+        start_ns = found[1] if found is not None else at_ns
+        span = self._tracer.start_span(
+            c.outcome_span_name(decision),
+            context=self._run_context,
+            attributes=c.outcome_attributes(self._common, decision, outcome, error_type, self._limit),
+            links=[Link(found[0])] if found is not None else None,
+            start_time=start_ns,
+        )
+        if not outcome.success:
+            span.set_status(Status(StatusCode.ERROR, _status_message(outcome.error)))
+        span.end(end_time=max(at_ns, start_ns))
+
+    def problem(self, problem: Problem, at_ns: int) -> None:
+        """Record `problem` as an `otel_decisions.problem` event on the run span."""
+        self._run_span.add_event(c.PROBLEM_EVENT, c.problem_attributes(problem, self._limit), at_ns)
+
+    def end(self, run: Run, at_ns: int) -> None:
+        """Create the queued spans, then close the run span with the run's final state (this writes
+        the run to the file before it returns)."""
+        self._pipeline.open_recorders.discard(self)
+        self.drain()
+        self._run_span.set_attributes(c.run_end_attributes(run, self._limit))
+        if run.status == RunStatus.FAILED:
+            self._run_span.set_status(Status(StatusCode.ERROR, _status_message(run.narrative)))
+        self._run_span.end(end_time=at_ns)
+
+
+def _status_message(text: str | None) -> str | None:
+    if not text:
+        return None
+    return text if len(text) <= _STATUS_MESSAGE_CHARS else text[:_STATUS_MESSAGE_CHARS] + "…"
+
+
+def record_run(pipeline: Pipeline, run: Run) -> str:
+    """Write an existing `Run` model as spans (e.g. one loaded from the seed's storage).
+
+    Returns the execution id of the new trace. Runs with status `running` keep no completion time.
+    """
+    recorder = RunRecorder(pipeline, run, c.datetime_to_ns(run.started_at))
+    for sequence, decision in enumerate(run.decisions):
+        recorder.decision(decision, sequence, c.datetime_to_ns(decision.timestamp))
+        if decision.outcome is not None:
+            recorder.outcome(decision, decision.outcome, c.datetime_to_ns(decision.outcome.timestamp))
+    for problem in run.problems:
+        recorder.problem(problem, c.datetime_to_ns(problem.timestamp))
+    end = run.completed_at if run.completed_at is not None else run.started_at
+    recorder.end(run, max(c.datetime_to_ns(end), c.datetime_to_ns(run.started_at)))
+    return recorder.execution_id

@@ -1,0 +1,287 @@
+"""`Runtime`: the seed framework's recording API, with every run written as an OpenTelemetry trace.
+
+Code written for the seed (`from framework import Runtime`) works by changing the import. Where we
+differ from the seed, it is on purpose: a run started while another is open ends the open one as
+`cancelled` instead of silently dropping it; an outcome for an unknown decision logs a warning;
+`execution_id` is the run's trace id.
+
+Nothing here raises into the agent: bad input is coerced with a warning, and an internal error is
+logged and answered with the same value the seed returns when no run is open. `decide_and_execute`
+re-raises the executor's own exception, unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from otel_decisions import contract as c
+from otel_decisions.export.pipeline import pipeline_for
+from otel_decisions.models import Decision, DecisionType, Run, RunStatus
+from otel_decisions.recording import _coerce
+from otel_decisions.recording.recorder import RunRecorder
+
+if TYPE_CHECKING:
+    from otel_decisions.reading.run_store import RunStore
+
+__all__ = ["Runtime"]
+
+_logger = logging.getLogger("otel_decisions")
+T = TypeVar("T")
+
+_CANCELLED_NARRATIVE = "Run cancelled: a new run was started before this one ended."
+
+
+class Runtime:
+    """The runtime an agent records its behaviour through.
+
+    Usage::
+
+        runtime = Runtime(".otel-decisions")
+        run_id = runtime.start_run("qualify_leads", "Qualify sales leads")
+        decision_id = runtime.decide(
+            intent="Determine if lead has budget",
+            options=[{"id": "ask", "description": "Ask the lead"},
+                     {"id": "infer", "description": "Infer from company size"}],
+            chosen="infer",
+            reasoning="Company data is available",
+        )
+        runtime.record_outcome(decision_id, success=True, result={"has_budget": True})
+        runtime.end_run(success=True)   # the run is on disk when this returns
+
+    `storage_path` (str or Path) is the directory the run's spans are written to (created if
+    missing); `runtime.storage` reads them back. One `Runtime` records one run at a time; use one per
+    thread for concurrent runs (they may share a directory).
+    """
+
+    def __init__(self, storage_path: str | Path) -> None:
+        self.storage_path = Path(storage_path)
+        self._pipeline = pipeline_for(self.storage_path)
+        self._store: RunStore | None = None
+        self._run: Run | None = None
+        self._recorder: RunRecorder | None = None
+        self._decisions: dict[str, Decision] = {}
+        self._current_node = "unknown"
+
+    # --- reading ---------------------------------------------------------------------------------
+    @property
+    def storage(self) -> RunStore:
+        """Read access to the runs recorded under `storage_path` (`load_run`, `get_runs_by_goal`, …)."""
+        if self._store is None:
+            from otel_decisions.reading.run_store import RunStore
+
+            self._store = RunStore(self.storage_path)
+        return self._store
+
+    @property
+    def current_run(self) -> Run | None:
+        """The run in progress, or None."""
+        return self._run
+
+    @property
+    def execution_id(self) -> str:
+        """The current run's 32-hex W3C trace id; "" when no run is open."""
+        return self._recorder.execution_id if self._recorder is not None else ""
+
+    # --- run lifecycle ---------------------------------------------------------------------------
+    def start_run(
+        self, goal_id: str, goal_description: str = "", input_data: dict[str, Any] | None = None
+    ) -> str:
+        """Start a run (a new trace) and return its id, `run_YYYYMMDD_HHMMSS_<8 hex>`."""
+        try:
+            if self._run is not None:
+                _logger.warning("start_run: run %s was still open; ending it as cancelled", self._run.id)
+                self._finish(RunStatus.CANCELLED, _CANCELLED_NARRATIVE, None)
+            started_at, start_ns = c.now()
+            run = _coerce.run(goal_id, goal_description, input_data, started_at)
+            self._recorder = RunRecorder(self._pipeline, run, start_ns)
+            self._run = run
+            self._decisions = {}
+            return run.id
+        except Exception:
+            _logger.exception("otel_decisions: start_run failed; recording is off for this run")
+            self._run = self._recorder = None
+            return ""
+
+    def end_run(self, success: bool, narrative: str = "", output_data: dict[str, Any] | None = None) -> None:
+        """End the current run as completed or failed; its spans are on disk when this returns."""
+        if self._run is None:
+            _logger.warning("end_run called but no run in progress (already ended or never started)")
+            return
+        status = RunStatus.COMPLETED if success else RunStatus.FAILED
+        try:
+            self._finish(status, narrative, output_data)
+        except Exception:
+            _logger.exception("otel_decisions: end_run failed")
+            self._run = self._recorder = None
+
+    def _finish(self, status: RunStatus, narrative: str, output_data: dict[str, Any] | None) -> None:
+        run, recorder = self._run, self._recorder
+        self._run = self._recorder = None
+        self._decisions = {}
+        if run is None or recorder is None:
+            return
+        run.output_data = _coerce.mapping(output_data, "output_data")
+        run.complete(status, _coerce.text(narrative))
+        assert run.completed_at is not None
+        recorder.end(run, c.datetime_to_ns(run.completed_at))  # written to the file before it returns
+
+    def set_node(self, node_id: str) -> None:
+        """Set the node for later decisions (sticky)."""
+        self._current_node = _coerce.text(node_id) or "unknown"
+
+    # --- decisions -------------------------------------------------------------------------------
+    def decide(
+        self,
+        intent: str,
+        options: list[dict[str, Any]],
+        chosen: str,
+        reasoning: str,
+        node_id: str | None = None,
+        decision_type: DecisionType = DecisionType.CUSTOM,
+        constraints: list[str] | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> str:
+        """Record a decision and return its id, `dec_N`; "" (with a warning) when no run is open."""
+        run, recorder = self._run, self._recorder
+        if run is None or recorder is None:
+            _logger.warning("decide called but no run in progress: %s", intent)
+            return ""
+        try:
+            timestamp, at_ns = c.now()
+            decision, option_dicts = _coerce.decision(
+                f"dec_{len(run.decisions)}",
+                timestamp,
+                node_id or self._current_node,
+                intent,
+                options,
+                chosen,
+                reasoning,
+                decision_type,
+                constraints,
+                context,
+            )
+            run.add_decision(decision)
+            self._decisions[decision.id] = decision
+            recorder.decision(decision, len(run.decisions) - 1, at_ns, option_dicts)
+            return decision.id
+        except Exception:
+            _logger.exception("otel_decisions: decide failed")
+            return ""
+
+    def record_outcome(
+        self,
+        decision_id: str,
+        success: bool,
+        result: Any = None,
+        error: str | None = None,
+        summary: str = "",
+        state_changes: dict[str, Any] | None = None,
+        tokens_used: int = 0,
+        latency_ms: int = 0,
+    ) -> None:
+        """Record what happened when decision `decision_id` was carried out."""
+        self._record_outcome(
+            decision_id, success, result, error, summary, state_changes, tokens_used, latency_ms, None
+        )
+
+    def _record_outcome(
+        self,
+        decision_id: str,
+        success: bool,
+        result: Any,
+        error: Any,
+        summary: str,
+        state_changes: Mapping[str, Any] | None,
+        tokens_used: int,
+        latency_ms: int,
+        error_type: str | None,
+    ) -> None:
+        run, recorder = self._run, self._recorder
+        if run is None or recorder is None:
+            _logger.warning("record_outcome called but no run in progress (decision_id=%s)", decision_id)
+            return
+        try:
+            decision = self._decisions.get(decision_id) if isinstance(decision_id, str) else None
+            if decision is None:
+                _logger.warning(
+                    "record_outcome: unknown decision id %r in run %s; ignored", decision_id, run.id
+                )
+                return
+            timestamp, at_ns = c.now()
+            outcome = _coerce.outcome(
+                success, result, error, summary, state_changes, tokens_used, latency_ms, timestamp
+            )
+            run.apply_outcome(decision, outcome)
+            recorder.outcome(decision, outcome, at_ns, error_type)
+        except Exception:
+            _logger.exception("otel_decisions: record_outcome failed")
+
+    # --- problems --------------------------------------------------------------------------------
+    def report_problem(
+        self,
+        severity: str,
+        description: str,
+        decision_id: str | None = None,
+        root_cause: str | None = None,
+        suggested_fix: str | None = None,
+    ) -> str:
+        """Record a problem on the current run; returns `prob_N`, or "" when no run is open."""
+        run, recorder = self._run, self._recorder
+        if run is None or recorder is None:
+            _logger.warning("report_problem called but no run in progress: [%s] %s", severity, description)
+            return ""
+        try:
+            problem_id = run.add_problem(
+                _coerce.text(severity),
+                _coerce.text(description),
+                _coerce.optional_text(decision_id),
+                _coerce.optional_text(root_cause),
+                _coerce.optional_text(suggested_fix),
+            )
+            problem = run.problems[-1]
+            recorder.problem(problem, c.datetime_to_ns(problem.timestamp))
+            return problem_id
+        except Exception:
+            _logger.exception("otel_decisions: report_problem failed")
+            return ""
+
+    # --- conveniences ----------------------------------------------------------------------------
+    def decide_and_execute(
+        self,
+        intent: str,
+        options: list[dict[str, Any]],
+        chosen: str,
+        reasoning: str,
+        executor: Callable[[], T],
+        **decide_kwargs: Any,
+    ) -> tuple[str, T]:
+        """Record a decision, run `executor()`, record its outcome; re-raises the executor's error."""
+        decision_id = self.decide(
+            intent=intent, options=options, chosen=chosen, reasoning=reasoning, **decide_kwargs
+        )
+        start = time.perf_counter()
+        try:
+            result = executor()
+        except Exception as exc:
+            latency_ms = int((time.perf_counter() - start) * 1000)
+            self._record_outcome(
+                decision_id, False, None, _coerce.text(exc), "", None, 0, latency_ms, type(exc).__qualname__
+            )
+            raise
+        latency_ms = int((time.perf_counter() - start) * 1000)
+        self._record_outcome(decision_id, True, result, None, "", None, 0, latency_ms, None)
+        return decision_id, result
+
+    def quick_decision(self, intent: str, action: str, reasoning: str, node_id: str | None = None) -> str:
+        """Record a decision with a single option, `action`, chosen."""
+        return self.decide(
+            intent=intent,
+            options=[{"id": "action", "description": action, "action_type": "execute"}],
+            chosen="action",
+            reasoning=reasoning,
+            node_id=node_id,
+        )

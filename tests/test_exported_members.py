@@ -1,0 +1,20 @@
+"""The public API fits on one screen: `__all__` is exactly the seed's names, sorted."""
+
+from __future__ import annotations
+
+import otel_decisions
+
+SEED_NAMES = {
+    "Runtime", "BuilderQuery", "Decision", "Option", "Outcome", "DecisionEvaluation", "DecisionType", "Run",
+    "RunStatus", "RunMetrics", "Problem", "RunSummary", "FailureAnalysis", "PatternAnalysis",
+}
+
+
+def test_all_is_sorted_and_holds_the_seed_names() -> None:
+    assert otel_decisions.__all__ == sorted(otel_decisions.__all__)
+    assert set(otel_decisions.__all__) == SEED_NAMES
+
+
+def test_every_exported_name_exists() -> None:
+    for name in otel_decisions.__all__:
+        assert getattr(otel_decisions, name) is not None, name
