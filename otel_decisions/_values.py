@@ -79,8 +79,12 @@ def _sanitize(value: Any, depth: int, seen: set[int]) -> Any:
     """Slow path: walk a value orjson refused (cycles, deep nesting, non-finite floats, odd keys)."""
     if depth > _MAX_DEPTH:
         return "<too deep>"
-    if value is None or isinstance(value, bool | int | str):
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return str(value)  # JSON allows it, orjson (and most readers) do not: keep the digits
+    if value is None or isinstance(value, bool | int):
         return value
+    if isinstance(value, str):
+        return _valid_text(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else f"<float {value!r}>"
     if isinstance(value, dict | list | tuple | set | frozenset) or dataclasses.is_dataclass(value):
@@ -110,9 +114,18 @@ def _sanitize(value: Any, depth: int, seen: set[int]) -> Any:
 
 def _key(key: Any) -> str:
     try:
-        return str(key)
+        return _valid_text(str(key))
     except Exception:
         return _marked(key)
+
+
+def _valid_text(text: str) -> str:
+    """`text`, with lone surrogates (not encodable as UTF-8) replaced by U+FFFD."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 def encode_json(value: Any, max_chars: int = DEFAULT_MAX_VALUE_CHARS) -> str:

@@ -404,6 +404,10 @@ def _validate(model: type[M], data: dict[str, Any]) -> M:
             return model.model_construct(**data)
 
 
+def _int(value: Any) -> int:
+    return value if type(value) is int else 0
+
+
 def _json_attr(attrs: Mapping[str, Any], key: str, default: Any) -> Any:
     raw = attrs.get(key)
     if raw is None:
@@ -523,7 +527,7 @@ def run_from_spans(spans: Iterable[SpanRecord]) -> Run | None:
         elif kind == RECORD_OUTCOME:
             key = str(span.attributes.get(OUTCOME_DECISION_ID, ""))
             seen = outcomes.get(key)
-            if seen is None or seen.end_ns <= span.end_ns:
+            if seen is None or seen.end_ns <= span.end_ns:  # the latest outcome wins
                 outcomes[key] = span
         elif kind == RECORD_RUN:
             root = span
@@ -533,7 +537,7 @@ def run_from_spans(spans: Iterable[SpanRecord]) -> Run | None:
             first = span
     if first is None:
         return None
-    decision_spans.sort(key=lambda s: (s.attributes.get(DECISION_SEQUENCE, 0), s.start_ns))
+    decision_spans.sort(key=lambda s: (_int(s.attributes.get(DECISION_SEQUENCE)), s.start_ns))
     decisions: list[Decision] = []
     for span in decision_spans:
         decisions.append(decision_from_span(span, outcomes.get(str(span.attributes.get(DECISION_ID, "")))))

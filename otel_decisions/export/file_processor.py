@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from otel_decisions.contract import INSTRUMENTATION_NAME
 from otel_decisions.export.file_writer import JsonLinesWriter
-from otel_decisions.export.otlp_json import encode_line
+from otel_decisions.export.otlp_json import LineBuilder
 
 __all__ = ["RunFileProcessor"]
 
@@ -84,10 +84,13 @@ class RunFileProcessor(SpanProcessor):
         # A run's root is the only parentless span we create: its end is the end of the run.
         if span.parent is None or count >= self.max_buffer:
             self._flush()
-        elif self._thread is None and self.flush_interval > 0:
-            self._start_thread()
+        else:
+            self.start_background_flush()
 
-    def _start_thread(self) -> None:
+    def start_background_flush(self) -> None:
+        """Start the periodic flush thread if it is not running (and an interval is set)."""
+        if self._thread is not None or self.flush_interval <= 0 or self._closed:
+            return
         with self._lock:
             if self._thread is not None:
                 return
@@ -113,15 +116,13 @@ class RunFileProcessor(SpanProcessor):
                 pending, self._pending = self._pending, []
             if not pending:
                 return True
-            try:
-                line = encode_line(pending)
-            except Exception:  # never into the agent; keep the evidence in the log
-                _logger.exception("otel_decisions: could not encode %d spans", len(pending))
-                self.dropped += len(pending)
-                return False
-            if self.writer.write(line):
+            builder = LineBuilder()
+            for span in pending:
+                builder.add(span)  # logs and leaves out a span it cannot encode; never raises
+            self.dropped += builder.skipped
+            if self.writer.write(builder.line()):
                 return True
-            self.dropped += len(pending)
+            self.dropped += builder.count
             return False
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:

@@ -3,7 +3,7 @@
 Guarantees: a line is never interleaved with, or torn by, another writer. Each batch goes out as one
 `os.write` on an `O_APPEND` descriptor while holding an exclusive `flock` on `<dir>/.lock`, and the
 same lock serialises size-based rotation: when `traces.jsonl` would grow past `max_bytes`, it is renamed
-to `traces-<UTC time>-<pid>.jsonl` (the Collector's rotated-name shape, so both glob alike) and a new
+to `traces-<UTC time>-<pid>[-<n>].jsonl` (the Collector's rotated-name shape, so both glob alike) and a new
 file is started. A writer whose file was rotated by another process notices (inode changed) and reopens.
 
 `write` never raises: a full disk or an unwritable directory logs one warning per kind of error and
@@ -106,7 +106,11 @@ class JsonLinesWriter:
             return
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%S.%f")[:-3]
         target = self.directory / f"traces-{stamp}-{os.getpid()}.jsonl"
-        os.rename(self.path, target)
+        serial = 0
+        while target.exists():  # two rotations within a millisecond: never replace a rotated file
+            serial += 1
+            target = self.directory / f"traces-{stamp}-{os.getpid()}-{serial}.jsonl"
+        os.rename(self.path, target)  # safe: every writer rotates only while holding the lock
         self._open()
 
     def _warn_once(self, exc: OSError) -> None:

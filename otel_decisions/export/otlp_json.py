@@ -13,6 +13,7 @@ default values omitted except `status`, which is always present.
 from __future__ import annotations
 
 import base64
+import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
@@ -25,6 +26,7 @@ from opentelemetry.trace import SpanContext, SpanKind
 
 __all__ = ["LineBuilder", "encode_line"]
 
+_logger = logging.getLogger(__name__)
 _dumps = orjson.dumps
 _HAS_IS_REMOTE: Final = 0x100
 _IS_REMOTE: Final = 0x200
@@ -93,7 +95,38 @@ def _key_prefix(key: str) -> bytes:
     return prefix
 
 
+def _text(value: str) -> bytes:
+    """A JSON string; lone surrogates (not valid UTF-8) become U+FFFD instead of failing."""
+    try:
+        return _dumps(value)
+    except TypeError:
+        return _dumps(value.encode("utf-8", "replace").decode("utf-8"))
+
+
 def _attributes(attributes: Mapping[str, Any]) -> bytes:
+    try:
+        return _attributes_fast(attributes)
+    except TypeError:  # e.g. a lone surrogate: redo this span's attributes the careful way
+        return _dumps(
+            [{"key": _clean(k), "value": _any_value(_clean_value(v))} for k, v in _items(attributes)]
+        )
+
+
+def _clean(text: str) -> str:
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _clean_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return _clean(value)
+    if isinstance(value, list | tuple):
+        return [_clean_value(v) for v in value]
+    if isinstance(value, Mapping):
+        return {_clean(str(k)): _clean_value(v) for k, v in value.items()}
+    return value
+
+
+def _attributes_fast(attributes: Mapping[str, Any]) -> bytes:
     """`[{"key":…,"value":{…}},…]` built as bytes: no intermediate dicts for the GC to track."""
     parts: list[bytes] = []
     append = parts.append
@@ -145,7 +178,7 @@ def _span(span: ReadableSpan) -> bytes:
         b',"flags":%d%s,"kind":%d,"startTimeUnixNano":"%d","endTimeUnixNano":"%d"'
         % (
             _flags(parent),
-            b',"name":' + _dumps(name) if name else b"",  # proto3 JSON omits default values
+            b',"name":' + _text(name) if name else b"",  # proto3 JSON omits default values
             _KIND[span._kind],
             span._start_time or 0,
             span._end_time or 0,
@@ -163,7 +196,7 @@ def _span(span: ReadableSpan) -> bytes:
         for event in events:
             e = b'{"timeUnixNano":"%d"' % event.timestamp
             if event.name:
-                e += b',"name":' + _dumps(event.name)
+                e += b',"name":' + _text(event.name)
             if event.attributes:
                 e += b',"attributes":' + _attributes(event.attributes)
             if event.dropped_attributes:
@@ -191,11 +224,11 @@ def _span(span: ReadableSpan) -> bytes:
     status = span._status
     code = status.status_code.value
     if status.description and code:
-        parts.append(b',"status":{"message":%s,"code":%d}}' % (_dumps(status.description), code))
+        parts.append(b',"status":{"message":%s,"code":%d}}' % (_text(status.description), code))
     elif code:
         parts.append(b',"status":{"code":%d}}' % code)
     elif status.description:
-        parts.append(b',"status":{"message":%s}}' % _dumps(status.description))
+        parts.append(b',"status":{"message":%s}}' % _text(status.description))
     else:
         parts.append(b',"status":{}}')
     return b"".join(parts)
@@ -245,21 +278,28 @@ class LineBuilder:
     objects die young, which keeps the cyclic GC's full collections, and their cost to the agent, rare.
     """
 
-    __slots__ = ("_groups", "count")
+    __slots__ = ("_groups", "count", "skipped")
 
     def __init__(self) -> None:
         self._groups: dict[tuple[int, Any], tuple[Resource, InstrumentationScope | None, list[bytes]]] = {}
         self.count = 0
+        self.skipped = 0
 
     def add(self, span: ReadableSpan) -> None:
-        """Encode `span` into this line."""
+        """Encode `span` into this line; a span that cannot be encoded is logged and left out alone."""
+        try:
+            encoded = _span(span)
+        except Exception:
+            _logger.exception("otel_decisions: cannot encode span %r; it is left out", span.name)
+            self.skipped += 1
+            return
         resource = span.resource
         scope = span.instrumentation_scope
         key = (id(resource), (scope.name, scope.version, scope.schema_url) if scope is not None else None)
         group = self._groups.get(key)
         if group is None:
             group = self._groups[key] = (resource, scope, [])
-        group[2].append(_span(span))
+        group[2].append(encoded)
         self.count += 1
 
     def line(self) -> bytes:

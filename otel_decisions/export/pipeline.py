@@ -10,6 +10,7 @@ one directory shares one writer and one lock.
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from otel_decisions.export.file_processor import RunFileProcessor
 from otel_decisions.export.file_writer import JsonLinesWriter
 
 __all__ = ["Pipeline", "pipeline_for"]
+
+_logger = logging.getLogger(__name__)
 
 _VERSION = "0.1.0"
 
@@ -52,6 +55,11 @@ class Pipeline:
         """Turn pending decisions of open runs into spans and write every buffered span now."""
         return self.processor.force_flush()
 
+    def watch(self, recorder: Drainable) -> None:
+        """Have the periodic flush drain `recorder` until it is dropped (`open_recorders.discard`)."""
+        self.open_recorders.add(recorder)
+        self.processor.start_background_flush()
+
     def drain_open_recorders(self) -> None:
         """Called before each periodic flush, so runs still open reach the file too."""
         for recorder in list(self.open_recorders):
@@ -76,7 +84,10 @@ def pipeline_for(directory: str | Path) -> Pipeline:
 
 
 def _build(directory: Path) -> Pipeline:
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # recording goes on; each write retries and warns
+        _logger.warning("otel_decisions: cannot create span directory %s: %s", directory, exc)
     writer = JsonLinesWriter(directory, max_bytes=_config.file_max_bytes(), fsync=_config.file_fsync())
     processor = RunFileProcessor(writer, flush_interval=_config.flush_interval())
     provider = TracerProvider(resource=Resource.create(), sampler=ALWAYS_ON, shutdown_on_exit=True)

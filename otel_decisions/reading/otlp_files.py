@@ -26,7 +26,7 @@ from typing import Any, Final
 
 import orjson
 
-from otel_decisions.contract import EventRecord, SpanRecord, is_ours
+from otel_decisions.contract import EXECUTION_ID, RUN_ID, EventRecord, SpanRecord
 
 __all__ = ["discover_files", "parse_line", "paused_gc", "read_new_lines"]
 
@@ -98,9 +98,12 @@ def _attributes(items: list[dict[str, Any]] | None) -> dict[str, Any]:
     if not items:
         return out
     for kv in items:
-        value = kv.get("value") or _NO_VALUE
-        text = value.get("stringValue")  # most of our attributes: skip the generic decoder
-        out[kv["key"]] = text if text is not None else _value(value)
+        try:
+            value = kv["value"]
+        except KeyError:  # an empty AnyValue may be left out
+            value = _NO_VALUE
+        # most of our attributes are strings: skip the generic decoder for them
+        out[kv["key"]] = value["stringValue"] if "stringValue" in value else _value(value)
     return out
 
 
@@ -112,30 +115,30 @@ def _hex(value: Any) -> str:
 
 
 def _span(sp: dict[str, Any]) -> SpanRecord | None:
-    attributes = _attributes(sp.get("attributes"))
-    if not is_ours(attributes):
+    attributes = _attributes(sp["attributes"]) if "attributes" in sp else {}
+    if RUN_ID not in attributes or EXECUTION_ID not in attributes:  # `contract.is_ours`, inlined
         return None
     status = sp.get("status") or _NO_VALUE
     code = status.get("code", 0)
     raw_events = sp.get("events")
     raw_links = sp.get("links")
     return SpanRecord(
-        trace_id=_hex(sp.get("traceId")),
-        span_id=_hex(sp.get("spanId")),
-        parent_span_id=_hex(sp.get("parentSpanId")),
-        name=sp.get("name", ""),
-        start_ns=int(sp.get("startTimeUnixNano", 0)),
-        end_ns=int(sp.get("endTimeUnixNano", 0)),
-        attributes=attributes,
-        events=[
+        _hex(sp.get("traceId")),
+        _hex(sp.get("spanId")),
+        _hex(sp.get("parentSpanId")),
+        sp.get("name", ""),
+        int(sp.get("startTimeUnixNano", 0)),
+        int(sp.get("endTimeUnixNano", 0)),
+        attributes,
+        [
             EventRecord(e.get("name", ""), int(e.get("timeUnixNano", 0)), _attributes(e.get("attributes")))
             for e in raw_events
         ]
         if raw_events
         else [],
-        status_code=code if isinstance(code, int) else (2 if code == "STATUS_CODE_ERROR" else 0),
-        status_message=status.get("message", ""),
-        links=[
+        code if type(code) is int else (2 if code == "STATUS_CODE_ERROR" else 0),
+        status.get("message", ""),
+        [
             (_hex(lk.get("traceId")), _hex(lk.get("spanId")), _attributes(lk.get("attributes")))
             for lk in raw_links
         ]
@@ -173,7 +176,7 @@ def spans_of(document: Any) -> list[SpanRecord]:
     return out
 
 
-def parse_line(line: bytes | str) -> list[SpanRecord]:
+def parse_line(line: bytes | str | memoryview) -> list[SpanRecord]:
     """Our spans in one OTLP/JSON line. Raises ValueError when the line is not a JSON document."""
     try:
         document = orjson.loads(line)
@@ -203,7 +206,7 @@ def read_new_lines(
     if not data:
         return offset
     end = data.rfind(b"\n") + 1
-    complete, tail = data[:end], data[end:]
+    tail = data[end:]
     if tail.strip():
         if offset == 0 and end == 0 and _whole_document(tail, path, sink):
             return len(data)
@@ -216,17 +219,22 @@ def read_new_lines(
                 len(tail),
                 offset + end,
             )
-    position = offset
-    for line in complete.split(b"\n"):
-        length = len(line) + 1
-        if line.strip():
+    view = memoryview(data)  # lines are parsed in place: no copy of a file that may be gigabytes
+    start = 0
+    while start < end:
+        stop = data.find(b"\n", start, end)
+        if stop > start:
             try:
-                sink(parse_line(line))
+                sink(parse_line(view[start:stop]))
             except ValueError as exc:
-                _logger.warning(
-                    "otel_decisions: skipping an unreadable line in %s at offset %d: %s", path, position, exc
-                )
-        position += length
+                if data[start:stop].strip():  # blank lines are fine
+                    _logger.warning(
+                        "otel_decisions: skipping an unreadable line in %s at offset %d: %s",
+                        path,
+                        offset + start,
+                        exc,
+                    )
+        start = stop + 1
     return offset + end
 
 

@@ -10,6 +10,7 @@ Run lists are ordered newest first (by start time).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from otel_decisions.models import Run, RunStatus, RunSummary
 from otel_decisions.reading.otlp_files import discover_files, paused_gc, read_new_lines
 
 __all__ = ["RunStore"]
+
+_logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -70,7 +73,11 @@ class RunStore:
 
     def _rebuild(self) -> None:
         for trace_id in self._dirty:
-            run = run_from_spans(self._traces[trace_id].values())
+            try:
+                run = run_from_spans(self._traces[trace_id].values())
+            except Exception:  # one malformed trace must not hide every other run
+                _logger.exception("otel_decisions: cannot rebuild the run of trace %s; skipped", trace_id)
+                continue
             if run is None:
                 continue
             self._runs[trace_id] = run

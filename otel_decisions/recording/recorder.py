@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections import deque
 from typing import Any, Final
 
 from opentelemetry import trace
@@ -81,9 +82,9 @@ class RunRecorder:
         self._run_context = trace.set_span_in_context(span)
         self._common = c.common_attributes(self.execution_id, run.id, run.goal_id)
         self._decisions: dict[str, tuple[SpanContext, int]] = {}
-        self._queue: list[_Queued] = []
+        self._queue: deque[_Queued] = deque()  # appended by the agent, drained by any thread: no lock
         self._drain_lock = threading.Lock()
-        pipeline.open_recorders.add(self)
+        pipeline.watch(self)
 
     def decision(
         self, decision: Decision, sequence: int, at_ns: int, option_dicts: list[dict[str, Any]] | None = None
@@ -104,8 +105,9 @@ class RunRecorder:
     def drain(self) -> None:
         """Create the spans of everything queued, in order (safe from any thread)."""
         with self._drain_lock:
-            queue, self._queue = self._queue, []
-            for decision, second, at_ns, extra in queue:
+            queue = self._queue
+            while queue:
+                decision, second, at_ns, extra = queue.popleft()
                 if isinstance(second, int):
                     self._decision_span(decision, second, at_ns, extra)
                 else:

@@ -1,0 +1,1 @@
+"""Runnable example agents (`python -m examples.calculator`)."""
