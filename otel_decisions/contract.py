@@ -10,10 +10,14 @@ run        root of its own trace, ``invoke_agent {goal_id}``     run.*, metrics 
            ``gen_ai.operation.name=invoke_agent``                ``otel_decisions.problem`` events
 decision   child of the run, ``plan``, zero duration at the      decision.* (options/context as capped JSON)
            moment of the choice, ``gen_ai.operation.name=plan``
-outcome    child of the run, linked to its decision; from the    outcome.*; ERROR status and ``error.type``
-           decision to the outcome; ``execute_tool {tool}`` when  when unsuccessful
-           the chosen option is a tool call, else ``outcome``
+outcome    child of its decision span, from the decision to     outcome.*; ERROR status and ``error.type``
+           the outcome; ``execute_tool {tool}`` when the chosen  when unsuccessful
+           option is a tool call, else ``outcome``
 =========  ===================================================  ==========================================
+
+An outcome is the child of its decision (not, as the GenAI conventions suggest for tool calls, a
+sibling linked to it): the trace view then shows which choice led to which result, decorated code and
+`Runtime` calls give traces of one shape, and no link object is needed per decision.
 
 Every span carries ``execution_id`` (the 32-hex trace id), ``run.id`` and ``goal.id``, so a
 partial trace (a crashed run with no root span) still rebuilds. The schema version is an attribute of the

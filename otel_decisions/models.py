@@ -31,15 +31,22 @@ __all__ = [
 
 
 class _SeedModel(BaseModel):
-    """Base: extra fields allowed; the model's computed-field keys are dropped from input."""
+    """Base: extra fields are allowed, as in the seed."""
 
     model_config = ConfigDict(extra="allow")
+
+
+class _WithComputedFields(_SeedModel):
+    """Base of models with computed fields: their keys are dropped from input (a dump validates again).
+
+    Only these models pay for the Python-level validator; the reader validates many thousands of models.
+    """
 
     @model_validator(mode="before")
     @classmethod
     def _drop_computed_keys(cls, data: Any) -> Any:
         computed = cls.__pydantic_computed_fields__
-        if computed and isinstance(data, dict) and any(k in data for k in computed):
+        if isinstance(data, dict) and any(k in data for k in computed):
             return {k: v for k, v in data.items() if k not in computed}
         return data
 
@@ -105,7 +112,7 @@ class DecisionEvaluation(_SeedModel):
     explanation: str = ""
 
 
-class Decision(_SeedModel):
+class Decision(_WithComputedFields):
     """A moment where the agent chose between options, and why."""
 
     id: str
@@ -165,7 +172,7 @@ class Problem(_SeedModel):
     suggested_fix: str | None = None
 
 
-class RunMetrics(_SeedModel):
+class RunMetrics(_WithComputedFields):
     """Counts kept up to date as decisions and outcomes are added to a run."""
 
     total_decisions: int = 0
@@ -185,7 +192,7 @@ class RunMetrics(_SeedModel):
         return self.successful_decisions / self.total_decisions
 
 
-class Run(_SeedModel):
+class Run(_WithComputedFields):
     """One execution towards a goal: its decisions, problems, metrics and narrative."""
 
     id: str

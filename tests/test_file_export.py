@@ -207,7 +207,8 @@ def test_run_is_written_as_collector_format_otlp_json_lines(tmp_path: Path) -> N
     assert attributes["otel_decisions.run.decision_count"] == {"intValue": "1"}
     assert [e["name"] for e in root["events"]] == ["otel_decisions.problem"]
     outcome = next(s for s in spans if s["name"].startswith("execute_tool"))
-    assert outcome["links"][0]["traceId"] == execution_id
+    plan = next(s for s in spans if s["name"] == "plan")
+    assert outcome["parentSpanId"] == plan["spanId"] and plan["parentSpanId"] == root["spanId"]
     assert {a["key"]: a["value"] for a in outcome["attributes"]}["otel_decisions.outcome.tokens_used"] == {
         "intValue": "12"
     }

@@ -122,10 +122,11 @@ def _span(sp: dict[str, Any]) -> SpanRecord | None:
     code = status.get("code", 0)
     raw_events = sp.get("events")
     raw_links = sp.get("links")
+    # ids are hex in any case (OTLP/JSON); a non-string id makes the line unreadable (skipped, logged)
     return SpanRecord(
-        _hex(sp.get("traceId")),
-        _hex(sp.get("spanId")),
-        _hex(sp.get("parentSpanId")),
+        sp.get("traceId", "").lower(),
+        sp.get("spanId", "").lower(),
+        sp.get("parentSpanId", "").lower(),
         sp.get("name", ""),
         int(sp.get("startTimeUnixNano", 0)),
         int(sp.get("endTimeUnixNano", 0)),

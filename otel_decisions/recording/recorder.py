@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from otel_decisions import contract as c
 from otel_decisions.export.pipeline import Pipeline
@@ -81,7 +81,7 @@ class RunRecorder:
         self._run_span = span
         self._run_context = trace.set_span_in_context(span)
         self._common = c.common_attributes(self.execution_id, run.id, run.goal_id)
-        self._decisions: dict[str, tuple[SpanContext, int]] = {}
+        self._decisions: dict[str, tuple[Context, int]] = {}  # decision id -> (its span as parent, time)
         self._queue: deque[_Queued] = deque()  # appended by the agent, drained by any thread: no lock
         self._drain_lock = threading.Lock()
         pipeline.watch(self)
@@ -97,7 +97,7 @@ class RunRecorder:
     def outcome(
         self, decision: Decision, outcome: Outcome, at_ns: int, error_type: str | None = None
     ) -> None:
-        """Record `outcome` as a span from its decision's time to `at_ns`, linked to the decision."""
+        """Record `outcome` as a span from its decision's time to `at_ns`, a child of the decision."""
         self._queue.append((decision, outcome, at_ns, error_type))
         if len(self._queue) >= _MAX_QUEUED:
             self.drain()
@@ -123,16 +123,15 @@ class RunRecorder:
             start_time=at_ns,
         )
         span.end(end_time=at_ns)
-        self._decisions[decision.id] = (span.get_span_context(), at_ns)
+        self._decisions[decision.id] = (trace.set_span_in_context(span), at_ns)
 
     def _outcome_span(self, decision: Decision, outcome: Outcome, at_ns: int, error_type: str | None) -> None:
         found = self._decisions.get(decision.id)
-        start_ns = found[1] if found is not None else at_ns
+        parent, start_ns = found if found is not None else (self._run_context, at_ns)
         span = self._tracer.start_span(
             c.outcome_span_name(decision),
-            context=self._run_context,
+            context=parent,
             attributes=c.outcome_attributes(self._common, decision, outcome, error_type, self._limit),
-            links=[Link(found[0])] if found is not None else None,
             start_time=start_ns,
         )
         if not outcome.success:
