@@ -3,6 +3,12 @@
 The seed framework's API (`Runtime`, `BuilderQuery` and its models) under one import::
 
     from otel_decisions import Runtime, BuilderQuery
+
+and decorators / context managers for code that is not written against the seed::
+
+    @otel_decisions.run("goal")            # a run: one trace
+    @otel_decisions.decision("intent")     # a decision and its outcome, around the work
+    @otel_decisions.node("node")           # the node for the decisions inside
 """
 
 from otel_decisions.analysis.builder_query import BuilderQuery
@@ -20,7 +26,17 @@ from otel_decisions.models import (
     RunStatus,
     RunSummary,
 )
+from otel_decisions.recording.context import extract, inject, propagate_context
 from otel_decisions.recording.runtime import Runtime
+from otel_decisions.recording.scopes import (
+    DecisionHandle,
+    RunHandle,
+    current_decision,
+    current_run,
+    decision,
+    node,
+    run,
+)
 
 __version__ = "0.1.0"
 
@@ -28,6 +44,7 @@ __all__ = [
     "BuilderQuery",
     "Decision",
     "DecisionEvaluation",
+    "DecisionHandle",
     "DecisionType",
     "FailureAnalysis",
     "Option",
@@ -35,8 +52,17 @@ __all__ = [
     "PatternAnalysis",
     "Problem",
     "Run",
+    "RunHandle",
     "RunMetrics",
     "RunStatus",
     "RunSummary",
     "Runtime",
+    "current_decision",
+    "current_run",
+    "decision",
+    "extract",
+    "inject",
+    "node",
+    "propagate_context",
+    "run",
 ]

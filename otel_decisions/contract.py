@@ -102,6 +102,10 @@ DECISION_CONSTRAINTS: Final = "otel_decisions.decision.constraints"
 DECISION_CONTEXT: Final = "otel_decisions.decision.context"
 DECISION_EVALUATION: Final = "otel_decisions.decision.evaluation"
 DECISION_EXTRA: Final = "otel_decisions.decision.extra"
+DECISION_REMOTE: Final = "otel_decisions.decision.remote"
+"""True on decisions recorded in another process for a run (counted into the run's metrics on reading)."""
+DECISION_DELEGATED_RUNS: Final = "otel_decisions.decision.delegated_run_ids"
+"""Ids of the sub-runs a delegation decision started (the sub-run's root links back to the decision)."""
 
 # --- outcome span -------------------------------------------------------------------------------
 OUTCOME_DECISION_ID: Final = "otel_decisions.outcome.decision_id"
@@ -272,6 +276,19 @@ def decision_attributes(
     return attrs
 
 
+LINK_TYPE: Final = "otel_decisions.link.type"
+LINK_DELEGATED_FROM: Final = "delegated_from"
+RUN_DELEGATED_FROM: Final = "delegated_from"
+"""Extra field of a rebuilt sub-run: `{"run_id", "decision_id", "execution_id"}` of the delegation."""
+DECISION_DELEGATED_RUN_IDS: Final = "delegated_run_ids"
+"""Extra field of a rebuilt delegation decision: the ids of the sub-runs it started."""
+
+
+def delegation_link_attributes(run_id: str, decision_id: str) -> Attributes:
+    """Attributes of the link from a sub-run's root span to the decision that delegated to it."""
+    return {LINK_TYPE: LINK_DELEGATED_FROM, RUN_ID: run_id, DECISION_ID: decision_id}
+
+
 def tool_name(decision: Decision) -> str | None:
     """The tool a decision's chosen option calls, when its action type is a tool call."""
     chosen = decision.chosen_option
@@ -427,8 +444,10 @@ def _extra(attrs: Mapping[str, Any], key: str) -> dict[str, Any]:
 def _decision_data(span: SpanRecord, outcome: dict[str, Any] | Outcome | None) -> dict[str, Any]:
     a = span.attributes
     options = _json_attr(a, DECISION_OPTIONS, [])
+    delegated = a.get(DECISION_DELEGATED_RUNS)
     return {
         **_extra(a, DECISION_EXTRA),
+        **({DECISION_DELEGATED_RUN_IDS: list(delegated)} if isinstance(delegated, list) else {}),
         "id": a.get(DECISION_ID, ""),
         "timestamp": ns_to_datetime(span.start_ns),
         "node_id": a.get(DECISION_NODE, "unknown"),
@@ -541,10 +560,14 @@ def run_from_spans(spans: Iterable[SpanRecord]) -> Run | None:
             first = span
     if first is None:
         return None
-    decision_spans.sort(key=lambda s: (_int(s.attributes.get(DECISION_SEQUENCE)), s.start_ns))
+    decision_spans.sort(key=lambda s: (s.start_ns, _int(s.attributes.get(DECISION_SEQUENCE))))
     decisions: list[Decision] = []
+    remote: list[Decision] = []  # made in other processes: the root's metrics do not count them
     for span in decision_spans:
-        decisions.append(decision_from_span(span, outcomes.get(str(span.attributes.get(DECISION_ID, "")))))
+        decision = decision_from_span(span, outcomes.get(str(span.attributes.get(DECISION_ID, ""))))
+        decisions.append(decision)
+        if span.attributes.get(DECISION_REMOTE) is True:
+            remote.append(decision)
 
     source = root if root is not None else first
     a = source.attributes
@@ -555,10 +578,17 @@ def run_from_spans(spans: Iterable[SpanRecord]) -> Run | None:
     }
     if root is None:
         run = _validate(Run, {**data, "started_at": ns_to_datetime(first.start_ns)})
-        run.metrics = _recount(decisions)
+        _count_into(run.metrics, decisions)
         return run
     status = a.get(RUN_STATUS, RunStatus.RUNNING.value)
     data.update(_extra(a, RUN_EXTRA))
+    for trace_id, _span_id, link in root.links:
+        if link.get(LINK_TYPE) == LINK_DELEGATED_FROM:
+            data[RUN_DELEGATED_FROM] = {
+                "run_id": link.get(RUN_ID, ""),
+                "decision_id": link.get(DECISION_ID, ""),
+                "execution_id": trace_id,
+            }
     data.update(
         started_at=ns_to_datetime(root.start_ns),
         status=status,
@@ -570,11 +600,13 @@ def run_from_spans(spans: Iterable[SpanRecord]) -> Run | None:
         input_data=_json_attr(a, RUN_INPUT, {}),
         output_data=_json_attr(a, RUN_OUTPUT, {}),
     )
-    return _validate(Run, data)
+    run = _validate(Run, data)
+    _count_into(run.metrics, remote)
+    return run
 
 
-def _recount(decisions: list[Decision]) -> RunMetrics:
-    metrics = RunMetrics()
+def _count_into(metrics: RunMetrics, decisions: list[Decision]) -> None:
+    """Add `decisions` to `metrics` the way the seed's `add_decision`/`record_outcome` count them."""
     for d in decisions:
         metrics.total_decisions += 1
         if d.node_id not in metrics.nodes_executed:
@@ -586,4 +618,3 @@ def _recount(decisions: list[Decision]) -> RunMetrics:
                 metrics.failed_decisions += 1
             metrics.total_tokens += d.outcome.tokens_used
             metrics.total_latency_ms += d.outcome.latency_ms
-    return metrics

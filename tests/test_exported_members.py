@@ -5,14 +5,38 @@ from __future__ import annotations
 import otel_decisions
 
 SEED_NAMES = {
-    "Runtime", "BuilderQuery", "Decision", "Option", "Outcome", "DecisionEvaluation", "DecisionType", "Run",
-    "RunStatus", "RunMetrics", "Problem", "RunSummary", "FailureAnalysis", "PatternAnalysis",
+    "Runtime",
+    "BuilderQuery",
+    "Decision",
+    "Option",
+    "Outcome",
+    "DecisionEvaluation",
+    "DecisionType",
+    "Run",
+    "RunStatus",
+    "RunMetrics",
+    "Problem",
+    "RunSummary",
+    "FailureAnalysis",
+    "PatternAnalysis",
+}
+DECORATOR_NAMES = {
+    "run",
+    "decision",
+    "node",
+    "RunHandle",
+    "DecisionHandle",
+    "current_decision",
+    "current_run",
+    "inject",
+    "extract",
+    "propagate_context",
 }
 
 
-def test_all_is_sorted_and_holds_the_seed_names() -> None:
+def test_all_is_sorted_and_holds_exactly_the_public_names() -> None:
     assert otel_decisions.__all__ == sorted(otel_decisions.__all__)
-    assert set(otel_decisions.__all__) == SEED_NAMES
+    assert set(otel_decisions.__all__) == SEED_NAMES | DECORATOR_NAMES
 
 
 def test_every_exported_name_exists() -> None:

@@ -23,6 +23,7 @@ from otel_decisions.analysis.patterns import (
     node_performance,
     suggest_improvements,
 )
+from otel_decisions.contract import DECISION_DELEGATED_RUN_IDS, RUN_DELEGATED_FROM
 from otel_decisions.models import Run, RunStatus, RunSummary
 from otel_decisions.reading.run_store import RunStore
 
@@ -47,6 +48,24 @@ class BuilderQuery:
     def execution_id(self, run_id: str) -> str | None:
         """The trace id of run `run_id` (to find it in Jaeger), or None."""
         return self.storage.execution_id(run_id)
+
+    def get_delegations(self, run_id: str) -> list[dict[str, str]]:
+        """Sub-runs started by delegation decisions of run `run_id`: `{"decision_id", "run_id"}` each."""
+        run = self.storage.load_run(run_id)
+        if run is None:
+            return []
+        return [
+            {"decision_id": d.id, "run_id": sub}
+            for d in run.decisions
+            for sub in (d.model_extra or {}).get(DECISION_DELEGATED_RUN_IDS, [])
+        ]
+
+    def get_delegating_decision(self, run_id: str) -> dict[str, str] | None:
+        """For a sub-run: the run and decision that delegated to it (`run_id`, `decision_id`,
+        `execution_id`), or None."""
+        run = self.storage.load_run(run_id)
+        origin = (run.model_extra or {}).get(RUN_DELEGATED_FROM) if run is not None else None
+        return dict(origin) if isinstance(origin, dict) else None
 
     def get_decision_trace(self, run_id: str) -> list[str]:
         """`summary_for_builder()` of each decision of run `run_id`; [] when unknown."""

@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from otel_decisions import contract as c
 from otel_decisions.export.pipeline import Pipeline
@@ -58,14 +58,16 @@ class RunRecorder:
         "execution_id",
     )
 
-    def __init__(self, pipeline: Pipeline, run: Run, start_ns: int) -> None:
+    def __init__(
+        self, pipeline: Pipeline, run: Run, start_ns: int, link_attributes: dict[str, Any] | None = None
+    ) -> None:
         self._pipeline = pipeline
         self._tracer = pipeline.tracer
         self._limit = pipeline.max_value_chars
         links = []
         current = trace.get_current_span().get_span_context()
-        if current.is_valid:
-            links.append(Link(current))
+        if current.is_valid:  # e.g. the delegating decision; `link_attributes` say which
+            links.append(Link(current, link_attributes))
         span = self._tracer.start_span(
             c.run_span_name(run.goal_id),
             context=_EMPTY_CONTEXT,
@@ -137,6 +139,66 @@ class RunRecorder:
         if not outcome.success:
             span.set_status(Status(StatusCode.ERROR, _status_message(outcome.error)))
         span.end(end_time=max(at_ns, start_ns))
+
+    # --- live spans, for decorated code: the decision span is current while the work runs ---------
+    @classmethod
+    def joined(
+        cls, pipeline: Pipeline, execution_id: str, run_id: str, goal_id: str, parent: Context
+    ) -> RunRecorder:
+        """A recorder for decisions made on behalf of a run that lives elsewhere (another process),
+        under `parent` (the remote span that handed the work over). It owns no root span."""
+        self = cls.__new__(cls)
+        self._pipeline = pipeline
+        self._tracer = pipeline.tracer
+        self._limit = pipeline.max_value_chars
+        self.execution_id = execution_id
+        self._run_span = trace.get_current_span(parent)
+        self._run_context = parent
+        self._common = {**c.common_attributes(execution_id, run_id, goal_id), c.DECISION_REMOTE: True}
+        self._decisions = {}
+        self._queue = deque()
+        self._drain_lock = threading.Lock()
+        return self
+
+    @property
+    def common(self) -> dict[str, Any]:
+        """The attributes every span of this run carries."""
+        return self._common
+
+    @property
+    def run_context(self) -> Context:
+        """The context whose current span is the run's root (or the remote parent)."""
+        return self._run_context
+
+    def start_decision(self, attributes: dict[str, Any], at_ns: int, parent: Context | None) -> Span:
+        """Start a `plan` span that stays open while the decided work runs (ended by `end_decision`)."""
+        return self._tracer.start_span(
+            c.SPAN_NAME_PLAN, context=parent or self._run_context, attributes=attributes, start_time=at_ns
+        )
+
+    def end_decision(
+        self,
+        span: Span,
+        decision: Decision,
+        outcome: Outcome,
+        start_ns: int,
+        at_ns: int,
+        error_type: str | None,
+        late_attributes: dict[str, Any] | None,
+    ) -> None:
+        """Record `outcome` as a child of the decision span, then end the decision span."""
+        child = self._tracer.start_span(
+            c.outcome_span_name(decision),
+            context=trace.set_span_in_context(span),
+            attributes=c.outcome_attributes(self._common, decision, outcome, error_type, self._limit),
+            start_time=start_ns,
+        )
+        if not outcome.success:
+            child.set_status(Status(StatusCode.ERROR, _status_message(outcome.error)))
+        child.end(end_time=at_ns)
+        if late_attributes:
+            span.set_attributes(late_attributes)
+        span.end(end_time=at_ns)
 
     def problem(self, problem: Problem, at_ns: int) -> None:
         """Record `problem` as an `otel_decisions.problem` event on the run span."""

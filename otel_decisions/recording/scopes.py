@@ -1,0 +1,502 @@
+"""`run`, `decision` and `node`: decorators and context managers over the same recorder as `Runtime`.
+
+Usage::
+
+    import otel_decisions as od
+
+    @od.run("support_ticket")
+    def handle(ticket): ...
+
+    @od.node("router")
+    @od.decision("Pick a tool", options=[{"id": "search"}, {"id": "answer"}])
+    def route(question):
+        od.current_decision().choose("search", reasoning="the question names a product")
+        return search(question)          # success, latency and a capped result are recorded
+
+    with od.decision("Escalate?") as d:  # sync or `async with`
+        d.set_outcome(success=False, error="no agent available")
+
+A `decision` span is current while its work runs, so spans of other OpenTelemetry instrumentations
+nest under it; its outcome becomes a child span when the work ends. Exceptions are recorded and
+re-raised unchanged; return values are never touched. Generators and async generators are covered for
+their whole iteration, with the context attached only while their code runs (never across a `yield`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from otel_decisions import contract as c
+from otel_decisions._values import cap_text
+from otel_decisions.export.pipeline import pipeline_for
+from otel_decisions.models import Decision, DecisionType, Option, Outcome, RunStatus
+from otel_decisions.recording import _coerce
+from otel_decisions.recording._wrapping import Activation, wrap
+from otel_decisions.recording.context import (
+    CURRENT_DECISION,
+    CURRENT_NODE,
+    CURRENT_RUN,
+    RunState,
+    default_directory,
+    ensure_propagation,
+)
+from otel_decisions.recording.recorder import RunRecorder
+
+__all__ = ["DecisionHandle", "RunHandle", "current_decision", "current_run", "decision", "node", "run"]
+
+_logger = logging.getLogger("otel_decisions")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Scope:
+    """Decorator and (async) context manager around `_begin()`, which returns an Activation."""
+
+    _kind = "scope"
+
+    def __init__(self) -> None:
+        self._entered: list[tuple[Activation, object]] = []
+
+    def _begin(self) -> Activation | None:
+        raise NotImplementedError
+
+    def __call__(self, fn: F) -> F:
+        return wrap(fn, self._begin, self._kind)
+
+    def __enter__(self) -> Any:
+        activation = self._begin()
+        if activation is None:
+            return _NULL_HANDLES.get(self._kind)
+        self._entered.append((activation, activation.activate()))
+        return activation.handle
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if not self._entered:
+            return
+        activation, tokens = self._entered.pop()
+        activation.deactivate(tokens)
+        activation.finish(exc, None)
+
+    async def __aenter__(self) -> Any:
+        return self.__enter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+# --- run ------------------------------------------------------------------------------------------
+class RunHandle:
+    """The run a `run` scope records: its ids, and ways to mark failure, output and problems."""
+
+    __slots__ = ("_failed", "_narrative", "_output", "state")
+
+    def __init__(self, state: RunState) -> None:
+        self.state = state
+        self._failed = False
+        self._narrative = ""
+        self._output: dict[str, Any] | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self.state.run.id if self.state.run is not None else ""
+
+    @property
+    def execution_id(self) -> str:
+        return self.state.recorder.execution_id
+
+    def fail(self, narrative: str = "") -> None:
+        """End the run as failed even though no exception escapes."""
+        self._failed = True
+        self._narrative = narrative
+
+    def set_output(self, output_data: dict[str, Any]) -> None:
+        self._output = _coerce.mapping(output_data, "output_data")
+
+    def report_problem(
+        self,
+        severity: str,
+        description: str,
+        decision_id: str | None = None,
+        root_cause: str | None = None,
+        suggested_fix: str | None = None,
+    ) -> str:
+        """Record a problem on the run; returns `prob_N`."""
+        run = self.state.run
+        if run is None:
+            return ""
+        with self.state.lock:
+            problem_id = run.add_problem(
+                _coerce.text(severity),
+                _coerce.text(description),
+                _coerce.optional_text(decision_id),
+                _coerce.optional_text(root_cause),
+                _coerce.optional_text(suggested_fix),
+            )
+            problem = run.problems[-1]
+        self.state.recorder.problem(problem, c.datetime_to_ns(problem.timestamp))
+        return problem_id
+
+
+class _RunActivation(Activation):
+    __slots__ = ("handle", "run_context")
+
+    def __init__(self, handle: RunHandle) -> None:
+        self.handle = handle
+        self.run_context = handle.state.recorder.run_context
+
+    def activate(self) -> object:
+        return (
+            otel_context.attach(self.run_context),
+            CURRENT_RUN.set(self.handle.state),
+            CURRENT_NODE.set(None),
+            CURRENT_DECISION.set(None),
+        )
+
+    def deactivate(self, tokens: Any) -> None:
+        otel_token, run_token, node_token, decision_token = tokens
+        CURRENT_DECISION.reset(decision_token)
+        CURRENT_NODE.reset(node_token)
+        CURRENT_RUN.reset(run_token)
+        otel_context.detach(otel_token)
+
+    def finish(self, error: BaseException | None, result: Any) -> None:
+        try:
+            handle, state = self.handle, self.handle.state
+            run = state.run
+            if run is None:
+                return
+            failed = handle._failed or (error is not None and not isinstance(error, GeneratorExit))
+            narrative = handle._narrative
+            with state.lock:
+                if handle._output is not None:
+                    run.output_data = handle._output
+                run.complete(RunStatus.FAILED if failed else RunStatus.COMPLETED, narrative)
+            assert run.completed_at is not None
+            state.recorder.end(run, c.datetime_to_ns(run.completed_at))
+        except Exception:
+            _logger.exception("otel_decisions: could not end run")
+
+
+class run(_Scope):  # lowercase: used like a function, `@otel_decisions.run(...)`
+    """Record a run: its own trace, ended when the block or call ends (failed if an exception escapes).
+
+    `goal_id` names the goal; `directory` overrides where spans are written (default
+    `OTEL_DECISIONS_DIR` or `.otel-decisions`). A run started inside a `delegation` decision is a
+    sub-run, linked to that decision in both directions.
+    """
+
+    _kind = "run"
+
+    def __init__(
+        self,
+        goal_id: str,
+        goal_description: str = "",
+        input_data: dict[str, Any] | None = None,
+        *,
+        directory: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.goal_id = goal_id
+        self.goal_description = goal_description
+        self.input_data = input_data
+        self.directory = Path(directory) if directory is not None else None
+
+    def _begin(self) -> Activation | None:
+        try:
+            ensure_propagation()
+            directory = self.directory or default_directory()
+            started_at, start_ns = c.now()
+            model = _coerce.run(self.goal_id, self.goal_description, self.input_data, started_at)
+            delegating = CURRENT_DECISION.get()
+            link = None
+            if delegating is not None:  # a sub-run: linked to the decision, which lists it in turn
+                delegating.delegated_run_ids.append(model.id)
+                parent = CURRENT_RUN.get()
+                link = c.delegation_link_attributes(
+                    parent.run.id if parent is not None and parent.run is not None else "",
+                    delegating.decision_id,
+                )
+            recorder = RunRecorder(pipeline_for(directory), model, start_ns, link)
+            state = RunState(recorder, model, directory)
+            return _RunActivation(RunHandle(state))
+        except Exception:
+            _logger.exception("otel_decisions: could not start run %r; not recorded", self.goal_id)
+            return None
+
+
+# --- decision -------------------------------------------------------------------------------------
+class DecisionHandle:
+    """The decision being carried out: lets the code choose, explain and set the outcome."""
+
+    __slots__ = ("_late", "_outcome", "decision", "delegated_run_ids", "tokens_used")
+
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
+        self._late: dict[str, Any] | None = None
+        self._outcome: Outcome | None = None
+        self.delegated_run_ids: list[str] = []
+        self.tokens_used = 0
+
+    @property
+    def decision_id(self) -> str:
+        return self.decision.id
+
+    def choose(self, option_id: str, reasoning: str | None = None) -> None:
+        """Record which option was chosen (and why)."""
+        self.decision.chosen_option_id = _coerce.text(option_id)
+        late = self._late if self._late is not None else {}
+        late[c.DECISION_CHOSEN] = self.decision.chosen_option_id
+        self._late = late
+        if reasoning is not None:
+            self.explain(reasoning)
+
+    def explain(self, reasoning: str) -> None:
+        """Record the reasoning behind the choice."""
+        self.decision.reasoning = _coerce.text(reasoning)
+        late = self._late if self._late is not None else {}
+        late[c.DECISION_REASONING] = cap_text(self.decision.reasoning)
+        self._late = late
+
+    def add_tokens(self, tokens: int) -> None:
+        """Add LLM tokens spent on this decision (rolled into its outcome)."""
+        self.tokens_used += int(tokens)
+
+    def set_outcome(
+        self,
+        success: bool,
+        result: Any = None,
+        error: str | None = None,
+        summary: str = "",
+        state_changes: dict[str, Any] | None = None,
+        tokens_used: int = 0,
+    ) -> None:
+        """Set the outcome instead of the automatic one (the call's result or exception)."""
+        _, now_ns = c.now()
+        self._outcome = _coerce.outcome(
+            success, result, error, summary, state_changes, tokens_used, 0, c.ns_to_datetime(now_ns)
+        )
+
+
+class _DecisionActivation(Activation):
+    __slots__ = ("context", "handle", "span", "start_ns", "state")
+
+    def __init__(self, state: RunState, handle: DecisionHandle, span: Any, start_ns: int) -> None:
+        self.state = state
+        self.handle = handle
+        self.span = span
+        self.start_ns = start_ns
+        self.context = trace.set_span_in_context(span)
+
+    def activate(self) -> object:
+        return otel_context.attach(self.context), CURRENT_DECISION.set(self.handle)
+
+    def deactivate(self, tokens: Any) -> None:
+        otel_token, decision_token = tokens
+        CURRENT_DECISION.reset(decision_token)
+        otel_context.detach(otel_token)
+
+    def finish(self, error: BaseException | None, result: Any) -> None:
+        try:
+            handle, decision = self.handle, self.handle.decision
+            timestamp, end_ns = c.now()
+            latency_ms = (end_ns - self.start_ns) // 1_000_000
+            error_type = None
+            outcome = handle._outcome
+            if outcome is None:
+                if error is None or isinstance(error, GeneratorExit):
+                    outcome = Outcome.model_construct(
+                        success=True,
+                        result=result,
+                        error=None,
+                        state_changes={},
+                        tokens_used=handle.tokens_used,
+                        latency_ms=latency_ms,
+                        summary="",
+                        timestamp=timestamp,
+                    )
+                else:
+                    error_type = type(error).__qualname__
+                    outcome = Outcome.model_construct(
+                        success=False,
+                        result=None,
+                        error=_coerce.text(error) or error_type,
+                        state_changes={},
+                        tokens_used=handle.tokens_used,
+                        latency_ms=latency_ms,
+                        summary="",
+                        timestamp=timestamp,
+                    )
+            else:
+                outcome.latency_ms = outcome.latency_ms or latency_ms
+                outcome.tokens_used += handle.tokens_used
+            late = handle._late
+            if handle.delegated_run_ids:
+                late = {**(late or {}), c.DECISION_DELEGATED_RUNS: list(handle.delegated_run_ids)}
+            run = self.state.run
+            if run is not None:
+                with self.state.lock:
+                    run.apply_outcome(decision, outcome)
+            self.state.recorder.end_decision(
+                self.span, decision, outcome, self.start_ns, end_ns, error_type, late
+            )
+        except Exception:
+            _logger.exception("otel_decisions: could not record the outcome of a decision")
+
+
+class decision(_Scope):  # lowercase: used like a function
+    """Record a decision around the work that carries it out.
+
+    Options, the chosen id and reasoning are optional: without options it is a single-action decision
+    (like `Runtime.quick_decision`). Inside, `current_decision()` (or the `with` target) can `choose()`,
+    `explain()` and `set_outcome()`. Otherwise the outcome is the call's: success with latency and a
+    capped result, or failure with the exception (which is re-raised unchanged).
+    """
+
+    _kind = "decision"
+
+    def __init__(
+        self,
+        intent: str,
+        *,
+        options: list[dict[str, Any]] | None = None,
+        chosen: str | None = None,
+        reasoning: str = "",
+        decision_type: DecisionType | str = DecisionType.CUSTOM,
+        node_id: str | None = None,
+        constraints: list[str] | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.node_id = node_id
+        # Validation and encoding happen once, here, not on every call.
+        if options is None:
+            options = [{"id": "action", "description": _coerce.text(intent), "action_type": "execute"}]
+            chosen = "action" if chosen is None else chosen
+        template, option_dicts = _coerce.decision(
+            "",
+            c.now()[0],
+            node_id or "unknown",
+            intent,
+            options,
+            chosen if chosen is not None else "",
+            reasoning,
+            decision_type,
+            constraints,
+            context,
+        )
+        self._template = template
+        self._options: list[Option] = template.options
+        static = c.decision_attributes({}, template, 0, option_dicts=option_dicts)
+        for key in (c.DECISION_ID, c.DECISION_SEQUENCE, c.DECISION_NODE):
+            static.pop(key, None)
+        self._static = static
+        self._warned = False
+
+    def _begin(self) -> Activation | None:
+        state = CURRENT_RUN.get()
+        if state is None:
+            if not self._warned:
+                self._warned = True
+                _logger.warning("decision %r outside a run: not recorded", self._template.intent)
+            return None
+        try:
+            decision_id, sequence = state.next_decision()
+            node_id = self.node_id or CURRENT_NODE.get() or "unknown"
+            timestamp, start_ns = c.now()
+            t = self._template
+            model = Decision.model_construct(
+                id=decision_id,
+                timestamp=timestamp,
+                node_id=node_id,
+                intent=t.intent,
+                decision_type=t.decision_type,
+                options=self._options,
+                chosen_option_id=t.chosen_option_id,
+                reasoning=t.reasoning,
+                active_constraints=t.active_constraints,
+                input_context=t.input_context,
+                outcome=None,
+                evaluation=None,
+            )
+            attributes = {
+                **state.recorder.common,
+                **self._static,
+                c.DECISION_ID: decision_id,
+                c.DECISION_SEQUENCE: sequence,
+                c.DECISION_NODE: node_id,
+            }
+            current = otel_context.get_current()
+            same_trace = trace.get_current_span(current).get_span_context().trace_id
+            parent = current if f"{same_trace:032x}" == state.recorder.execution_id else None
+            span = state.recorder.start_decision(attributes, start_ns, parent)
+            run = state.run
+            if run is not None:
+                with state.lock:
+                    run.add_decision(model)
+            return _DecisionActivation(state, DecisionHandle(model), span, start_ns)
+        except Exception:
+            _logger.exception("otel_decisions: could not start decision %r", self._template.intent)
+            return None
+
+
+# --- node -----------------------------------------------------------------------------------------
+class _NodeActivation(Activation):
+    __slots__ = ("handle", "node_id")
+
+    def __init__(self, node_id: str) -> None:
+        self.node_id = node_id
+        self.handle = node_id
+
+    def activate(self) -> object:
+        return CURRENT_NODE.set(self.node_id)
+
+    def deactivate(self, tokens: Any) -> None:
+        CURRENT_NODE.reset(tokens)
+
+    def finish(self, error: BaseException | None, result: Any) -> None:
+        return None
+
+
+class node(_Scope):  # lowercase: used like a function
+    """Set the node for the decisions made inside."""
+
+    _kind = "node"
+
+    def __init__(self, node_id: str) -> None:
+        super().__init__()
+        self.node_id = _coerce.text(node_id) or "unknown"
+
+    def _begin(self) -> Activation | None:
+        return _NodeActivation(self.node_id)
+
+
+class _NullDecision(DecisionHandle):
+    """Handed out when no run is active: every method works and records nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(Decision.model_construct(id="", node_id="unknown", intent=""))
+
+    def set_outcome(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_NULL_HANDLES: dict[str, Any] = {"decision": _NullDecision(), "node": None, "run": None}
+
+
+def current_decision() -> DecisionHandle:
+    """The decision being carried out here (a do-nothing handle outside any decision)."""
+    handle = CURRENT_DECISION.get()
+    return handle if handle is not None else _NULL_HANDLES["decision"]
+
+
+def current_run() -> str:
+    """The execution id (trace id) of the run the code is in; "" outside a run."""
+    state = CURRENT_RUN.get()
+    return state.recorder.execution_id if state is not None else ""
