@@ -70,6 +70,11 @@ def file_fsync() -> bool:
     return os.environ.get(OTEL_DECISIONS_FILE_FSYNC, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def sdk_disabled() -> bool:
+    """Whether the standard `OTEL_SDK_DISABLED` switches the SDK (and our recording) off."""
+    return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+
+
 def flush_interval() -> float:
     """Seconds between background flushes (see `OTEL_DECISIONS_FLUSH_INTERVAL`)."""
     return _env_number(OTEL_DECISIONS_FLUSH_INTERVAL, 1.0)

@@ -289,19 +289,30 @@ def delegation_link_attributes(run_id: str, decision_id: str) -> Attributes:
     return {LINK_TYPE: LINK_DELEGATED_FROM, RUN_ID: run_id, DECISION_ID: decision_id}
 
 
+def tool_of(options: Iterable[Option], chosen_id: str) -> str | None:
+    """The tool the chosen option calls, when its action type is a tool call."""
+    for option in options:
+        if option.id == chosen_id:
+            if option.action_type != "tool_call":
+                return None
+            named = option.action_params.get("tool") or option.action_params.get("tool_name")
+            return _short(named if isinstance(named, str) and named else option.id)
+    return None
+
+
 def tool_name(decision: Decision) -> str | None:
     """The tool a decision's chosen option calls, when its action type is a tool call."""
-    chosen = decision.chosen_option
-    if chosen is None or chosen.action_type != "tool_call":
-        return None
-    named = chosen.action_params.get("tool") or chosen.action_params.get("tool_name")
-    return _short(named if isinstance(named, str) and named else chosen.id)
+    return tool_of(decision.options, decision.chosen_option_id)
+
+
+def outcome_span_name_for(tool: str | None) -> str:
+    """`execute_tool {tool}` for tool calls, else `outcome` (never free text)."""
+    return f"{OP_EXECUTE_TOOL} {tool}" if tool else SPAN_NAME_OUTCOME
 
 
 def outcome_span_name(decision: Decision) -> str:
     """`execute_tool {tool}` for tool calls, else `outcome` (never free text)."""
-    tool = tool_name(decision)
-    return f"{OP_EXECUTE_TOOL} {tool}" if tool else SPAN_NAME_OUTCOME
+    return outcome_span_name_for(tool_name(decision))
 
 
 def outcome_attributes(
@@ -312,31 +323,65 @@ def outcome_attributes(
     limit: int = DEFAULT_MAX_VALUE_CHARS,
 ) -> Attributes:
     """Attributes of an outcome span. `error_type` names the exception class when one is known."""
+    return outcome_fields(
+        common,
+        decision.id,
+        decision.node_id,
+        tool_name(decision),
+        outcome.success,
+        outcome.result,
+        outcome.error,
+        outcome.summary,
+        outcome.state_changes,
+        outcome.tokens_used,
+        outcome.latency_ms,
+        outcome.model_extra,
+        error_type,
+        limit,
+    )
+
+
+def outcome_fields(
+    common: Mapping[str, Any],
+    decision_id: str,
+    node_id: str,
+    tool: str | None,
+    success: bool,
+    result: Any = None,
+    error: str | None = None,
+    summary: str = "",
+    state_changes: Mapping[str, Any] | None = None,
+    tokens_used: int = 0,
+    latency_ms: int = 0,
+    extra: Mapping[str, Any] | None = None,
+    error_type: str | None = None,
+    limit: int = DEFAULT_MAX_VALUE_CHARS,
+) -> Attributes:
+    """`outcome_attributes` from plain values: decorated code records outcomes without models."""
     attrs: Attributes = {
         **common,
-        OUTCOME_DECISION_ID: decision.id,
-        DECISION_NODE: decision.node_id,
-        OUTCOME_SUCCESS: outcome.success,
+        OUTCOME_DECISION_ID: decision_id,
+        DECISION_NODE: node_id,
+        OUTCOME_SUCCESS: success,
     }
-    tool = tool_name(decision)
     if tool:
         attrs[GEN_AI_OPERATION_NAME] = OP_EXECUTE_TOOL
         attrs[GEN_AI_TOOL_NAME] = tool
-    if outcome.result is not None:
-        attrs[OUTCOME_RESULT] = encode_json(outcome.result, limit)
-    if outcome.error is not None:
-        attrs[OUTCOME_ERROR] = cap_text(outcome.error, limit)
-    if outcome.summary:
-        attrs[OUTCOME_SUMMARY] = cap_text(outcome.summary, limit)
-    if outcome.state_changes:
-        attrs[OUTCOME_STATE_CHANGES] = encode_json(outcome.state_changes, limit)
-    if outcome.tokens_used:
-        attrs[OUTCOME_TOKENS] = outcome.tokens_used
-    if outcome.latency_ms:
-        attrs[OUTCOME_LATENCY] = outcome.latency_ms
-    if outcome.model_extra:
-        attrs[OUTCOME_EXTRA] = encode_json(outcome.model_extra, limit)
-    if not outcome.success:
+    if result is not None:
+        attrs[OUTCOME_RESULT] = encode_json(result, limit)
+    if error is not None:
+        attrs[OUTCOME_ERROR] = cap_text(error, limit)
+    if summary:
+        attrs[OUTCOME_SUMMARY] = cap_text(summary, limit)
+    if state_changes:
+        attrs[OUTCOME_STATE_CHANGES] = encode_json(state_changes, limit)
+    if tokens_used:
+        attrs[OUTCOME_TOKENS] = tokens_used
+    if latency_ms:
+        attrs[OUTCOME_LATENCY] = latency_ms
+    if extra:
+        attrs[OUTCOME_EXTRA] = encode_json(extra, limit)
+    if not success:
         attrs[ERROR_TYPE] = error_type or ERROR_TYPE_OTHER
     return attrs
 

@@ -49,6 +49,7 @@ class Pipeline:
     tracer: Tracer
     processor: RunFileProcessor
     max_value_chars: int
+    enabled: bool = True
     open_recorders: weakref.WeakSet[Drainable] = field(default_factory=weakref.WeakSet)
 
     def flush(self) -> bool:
@@ -93,6 +94,8 @@ def _build(directory: Path) -> Pipeline:
     provider = TracerProvider(resource=Resource.create(), sampler=ALWAYS_ON, shutdown_on_exit=True)
     provider.add_span_processor(processor)
     tracer = provider.get_tracer(INSTRUMENTATION_NAME, _VERSION, attributes={SCHEMA: SCHEMA_VERSION})
-    pipeline = Pipeline(directory, provider, tracer, processor, _config.max_value_chars())
+    pipeline = Pipeline(
+        directory, provider, tracer, processor, _config.max_value_chars(), enabled=not _config.sdk_disabled()
+    )
     processor.before_flush = pipeline.drain_open_recorders
     return pipeline

@@ -27,7 +27,7 @@ from opentelemetry import propagate, trace
 
 from otel_decisions import _config
 from otel_decisions.export.pipeline import pipeline_for
-from otel_decisions.models import Run
+from otel_decisions.models import Decision, Run
 
 if TYPE_CHECKING:
     from otel_decisions.recording.recorder import RunRecorder
@@ -54,6 +54,34 @@ class RunState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     sequence: int = 0
     prefix: str = "dec_"
+
+    def count_decision(self, node_id: str) -> None:
+        """Count a decision into the run's metrics, as `Run.add_decision` does (thread-safe)."""
+        run = self.run
+        if run is None:
+            return
+        with self.lock:
+            metrics = run.metrics
+            metrics.total_decisions += 1
+            if node_id not in metrics.nodes_executed:
+                metrics.nodes_executed.append(node_id)
+
+    def count_outcome(self, success: bool, tokens: int, latency_ms: int, intent: str, node_id: str) -> None:
+        """Count an outcome, as `Run.record_outcome` does. Decorated runs keep counts, not models; a
+        failed decision is kept as a stub so the run's narrative can name it."""
+        run = self.run
+        if run is None:
+            return
+        with self.lock:
+            metrics = run.metrics
+            if success:
+                metrics.successful_decisions += 1
+            else:
+                metrics.failed_decisions += 1
+                if len(run.decisions) < 3:
+                    run.decisions.append(Decision.model_construct(id="", node_id=node_id, intent=intent))
+            metrics.total_tokens += tokens
+            metrics.total_latency_ms += latency_ms
 
     def next_decision(self) -> tuple[str, int]:
         """The next decision id and sequence number (thread-safe)."""

@@ -56,6 +56,7 @@ class RunRecorder:
         "_run_span",
         "_tracer",
         "execution_id",
+        "trace_id",
     )
 
     def __init__(
@@ -79,6 +80,7 @@ class RunRecorder:
         ctx = span.get_span_context()
         # A disabled SDK gives an invalid context; the run still needs an id of the same shape.
         self.execution_id = f"{ctx.trace_id:032x}" if ctx.is_valid else secrets.token_hex(16)
+        self.trace_id = int(self.execution_id, 16)  # cheap to compare with a span context's
         span.set_attribute(c.EXECUTION_ID, self.execution_id)
         self._run_span = span
         self._run_context = trace.set_span_in_context(span)
@@ -152,6 +154,7 @@ class RunRecorder:
         self._tracer = pipeline.tracer
         self._limit = pipeline.max_value_chars
         self.execution_id = execution_id
+        self.trace_id = int(execution_id, 16)
         self._run_span = trace.get_current_span(parent)
         self._run_context = parent
         self._common = {**c.common_attributes(execution_id, run_id, goal_id), c.DECISION_REMOTE: True}
@@ -159,6 +162,11 @@ class RunRecorder:
         self._queue = deque()
         self._drain_lock = threading.Lock()
         return self
+
+    @property
+    def limit(self) -> int:
+        """The per-attribute size cap."""
+        return self._limit
 
     @property
     def common(self) -> dict[str, Any]:
@@ -179,22 +187,20 @@ class RunRecorder:
     def end_decision(
         self,
         span: Span,
-        decision: Decision,
-        outcome: Outcome,
+        name: str,
+        outcome_attributes: dict[str, Any],
+        error: str | None,
         start_ns: int,
         at_ns: int,
-        error_type: str | None,
         late_attributes: dict[str, Any] | None,
     ) -> None:
-        """Record `outcome` as a child of the decision span, then end the decision span."""
+        """Record the outcome (`outcome_attributes`, from the contract) as a child span of the
+        decision span, then end the decision span. `error` set means the outcome failed."""
         child = self._tracer.start_span(
-            c.outcome_span_name(decision),
-            context=trace.set_span_in_context(span),
-            attributes=c.outcome_attributes(self._common, decision, outcome, error_type, self._limit),
-            start_time=start_ns,
+            name, context=trace.set_span_in_context(span), attributes=outcome_attributes, start_time=start_ns
         )
-        if not outcome.success:
-            child.set_status(Status(StatusCode.ERROR, _status_message(outcome.error)))
+        if outcome_attributes.get(c.OUTCOME_SUCCESS) is False:
+            child.set_status(Status(StatusCode.ERROR, _status_message(error)))
         child.end(end_time=at_ns)
         if late_attributes:
             span.set_attributes(late_attributes)

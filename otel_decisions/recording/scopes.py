@@ -25,6 +25,7 @@ their whole iteration, with the context attached only while their code runs (nev
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,10 +33,11 @@ from typing import Any, TypeVar
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from otel_decisions import _config
 from otel_decisions import contract as c
 from otel_decisions._values import cap_text
 from otel_decisions.export.pipeline import pipeline_for
-from otel_decisions.models import Decision, DecisionType, Option, Outcome, RunStatus
+from otel_decisions.models import Decision, DecisionType, Option, RunStatus
 from otel_decisions.recording import _coerce
 from otel_decisions.recording._wrapping import Activation, wrap
 from otel_decisions.recording.context import (
@@ -212,6 +214,9 @@ class run(_Scope):  # lowercase: used like a function, `@otel_decisions.run(...)
         try:
             ensure_propagation()
             directory = self.directory or default_directory()
+            pipeline = pipeline_for(directory)
+            if not pipeline.enabled:  # OTEL_SDK_DISABLED: the block runs, nothing is recorded
+                return None
             started_at, start_ns = c.now()
             model = _coerce.run(self.goal_id, self.goal_description, self.input_data, started_at)
             delegating = CURRENT_DECISION.get()
@@ -223,7 +228,7 @@ class run(_Scope):  # lowercase: used like a function, `@otel_decisions.run(...)
                     parent.run.id if parent is not None and parent.run is not None else "",
                     delegating.decision_id,
                 )
-            recorder = RunRecorder(pipeline_for(directory), model, start_ns, link)
+            recorder = RunRecorder(pipeline, model, start_ns, link)
             state = RunState(recorder, model, directory)
             return _RunActivation(RunHandle(state))
         except Exception:
@@ -235,34 +240,40 @@ class run(_Scope):  # lowercase: used like a function, `@otel_decisions.run(...)
 class DecisionHandle:
     """The decision being carried out: lets the code choose, explain and set the outcome."""
 
-    __slots__ = ("_late", "_outcome", "decision", "delegated_run_ids", "tokens_used")
+    __slots__ = (
+        "_late",
+        "_outcome",
+        "_scope",
+        "chosen",
+        "decision_id",
+        "delegated_run_ids",
+        "node_id",
+        "reasoning",
+        "tokens_used",
+    )
 
-    def __init__(self, decision: Decision) -> None:
-        self.decision = decision
+    def __init__(self, scope: decision | None, decision_id: str, node_id: str) -> None:
+        self._scope = scope
+        self.decision_id = decision_id
+        self.node_id = node_id
+        self.chosen: str | None = None  # None: the scope's default
+        self.reasoning: str | None = None
         self._late: dict[str, Any] | None = None
-        self._outcome: Outcome | None = None
+        self._outcome: tuple[bool, Any, str | None, str, dict[str, Any], int] | None = None
         self.delegated_run_ids: list[str] = []
         self.tokens_used = 0
 
-    @property
-    def decision_id(self) -> str:
-        return self.decision.id
-
     def choose(self, option_id: str, reasoning: str | None = None) -> None:
         """Record which option was chosen (and why)."""
-        self.decision.chosen_option_id = _coerce.text(option_id)
-        late = self._late if self._late is not None else {}
-        late[c.DECISION_CHOSEN] = self.decision.chosen_option_id
-        self._late = late
+        self.chosen = _coerce.text(option_id)
+        self._late = {**(self._late or {}), c.DECISION_CHOSEN: self.chosen}
         if reasoning is not None:
             self.explain(reasoning)
 
     def explain(self, reasoning: str) -> None:
         """Record the reasoning behind the choice."""
-        self.decision.reasoning = _coerce.text(reasoning)
-        late = self._late if self._late is not None else {}
-        late[c.DECISION_REASONING] = cap_text(self.decision.reasoning)
-        self._late = late
+        self.reasoning = _coerce.text(reasoning)
+        self._late = {**(self._late or {}), c.DECISION_REASONING: cap_text(self.reasoning)}
 
     def add_tokens(self, tokens: int) -> None:
         """Add LLM tokens spent on this decision (rolled into its outcome)."""
@@ -278,9 +289,29 @@ class DecisionHandle:
         tokens_used: int = 0,
     ) -> None:
         """Set the outcome instead of the automatic one (the call's result or exception)."""
-        _, now_ns = c.now()
-        self._outcome = _coerce.outcome(
-            success, result, error, summary, state_changes, tokens_used, 0, c.ns_to_datetime(now_ns)
+        self._outcome = (
+            bool(success),
+            result,
+            _coerce.optional_text(error),
+            _coerce.text(summary),
+            _coerce.mapping(state_changes, "state_changes"),
+            tokens_used if type(tokens_used) is int else 0,
+        )
+
+    @property
+    def decision(self) -> Decision:
+        """The decision as a seed `Decision` model (built on demand)."""
+        scope = self._scope
+        if scope is None:
+            return Decision.model_construct(id=self.decision_id, node_id=self.node_id, intent="")
+        t = scope._template
+        return t.model_copy(
+            update={
+                "id": self.decision_id,
+                "node_id": self.node_id,
+                "chosen_option_id": self.chosen if self.chosen is not None else t.chosen_option_id,
+                "reasoning": self.reasoning if self.reasoning is not None else t.reasoning,
+            }
         )
 
 
@@ -304,48 +335,54 @@ class _DecisionActivation(Activation):
 
     def finish(self, error: BaseException | None, result: Any) -> None:
         try:
-            handle, decision = self.handle, self.handle.decision
-            timestamp, end_ns = c.now()
+            handle, state = self.handle, self.state
+            scope = handle._scope
+            assert scope is not None
+            end_ns = time.time_ns()
             latency_ms = (end_ns - self.start_ns) // 1_000_000
             error_type = None
-            outcome = handle._outcome
-            if outcome is None:
-                if error is None or isinstance(error, GeneratorExit):
-                    outcome = Outcome.model_construct(
-                        success=True,
-                        result=result,
-                        error=None,
-                        state_changes={},
-                        tokens_used=handle.tokens_used,
-                        latency_ms=latency_ms,
-                        summary="",
-                        timestamp=timestamp,
-                    )
-                else:
-                    error_type = type(error).__qualname__
-                    outcome = Outcome.model_construct(
-                        success=False,
-                        result=None,
-                        error=_coerce.text(error) or error_type,
-                        state_changes={},
-                        tokens_used=handle.tokens_used,
-                        latency_ms=latency_ms,
-                        summary="",
-                        timestamp=timestamp,
-                    )
+            summary = ""
+            state_changes: dict[str, Any] | None = None
+            if handle._outcome is not None:
+                success, result, message, summary, state_changes, tokens = handle._outcome
+                tokens += handle.tokens_used
+            elif error is None or isinstance(error, GeneratorExit):  # closed early: not a failure
+                success, message, tokens = True, None, handle.tokens_used
             else:
-                outcome.latency_ms = outcome.latency_ms or latency_ms
-                outcome.tokens_used += handle.tokens_used
+                error_type = type(error).__qualname__
+                success, result, message, tokens = (
+                    False,
+                    None,
+                    _coerce.text(error) or error_type,
+                    handle.tokens_used,
+                )
+            if handle.chosen is None:
+                tool, name = scope._tool, scope._outcome_name
+            else:
+                tool = c.tool_of(scope._options, handle.chosen)
+                name = c.outcome_span_name_for(tool)
+            recorder = state.recorder
+            attributes = c.outcome_fields(
+                recorder.common,
+                handle.decision_id,
+                handle.node_id,
+                tool,
+                success,
+                result,
+                message,
+                summary,
+                state_changes,
+                tokens,
+                latency_ms,
+                None,
+                error_type,
+                recorder.limit,
+            )
             late = handle._late
             if handle.delegated_run_ids:
                 late = {**(late or {}), c.DECISION_DELEGATED_RUNS: list(handle.delegated_run_ids)}
-            run = self.state.run
-            if run is not None:
-                with self.state.lock:
-                    run.apply_outcome(decision, outcome)
-            self.state.recorder.end_decision(
-                self.span, decision, outcome, self.start_ns, end_ns, error_type, late
-            )
+            state.count_outcome(success, tokens, latency_ms, scope._template.intent, handle.node_id)
+            recorder.end_decision(self.span, name, attributes, message, self.start_ns, end_ns, late)
         except Exception:
             _logger.exception("otel_decisions: could not record the outcome of a decision")
 
@@ -393,6 +430,8 @@ class decision(_Scope):  # lowercase: used like a function
         )
         self._template = template
         self._options: list[Option] = template.options
+        self._tool = c.tool_name(template)
+        self._outcome_name = c.outcome_span_name_for(self._tool)
         static = c.decision_attributes({}, template, 0, option_dicts=option_dicts)
         for key in (c.DECISION_ID, c.DECISION_SEQUENCE, c.DECISION_NODE):
             static.pop(key, None)
@@ -404,43 +443,26 @@ class decision(_Scope):  # lowercase: used like a function
         if state is None:
             if not self._warned:
                 self._warned = True
-                _logger.warning("decision %r outside a run: not recorded", self._template.intent)
+                if not _config.sdk_disabled():
+                    _logger.warning("decision %r outside a run: not recorded", self._template.intent)
             return None
         try:
             decision_id, sequence = state.next_decision()
             node_id = self.node_id or CURRENT_NODE.get() or "unknown"
-            timestamp, start_ns = c.now()
-            t = self._template
-            model = Decision.model_construct(
-                id=decision_id,
-                timestamp=timestamp,
-                node_id=node_id,
-                intent=t.intent,
-                decision_type=t.decision_type,
-                options=self._options,
-                chosen_option_id=t.chosen_option_id,
-                reasoning=t.reasoning,
-                active_constraints=t.active_constraints,
-                input_context=t.input_context,
-                outcome=None,
-                evaluation=None,
-            )
+            start_ns = time.time_ns()
+            recorder = state.recorder
             attributes = {
-                **state.recorder.common,
+                **recorder.common,
                 **self._static,
                 c.DECISION_ID: decision_id,
                 c.DECISION_SEQUENCE: sequence,
                 c.DECISION_NODE: node_id,
             }
-            current = otel_context.get_current()
-            same_trace = trace.get_current_span(current).get_span_context().trace_id
-            parent = current if f"{same_trace:032x}" == state.recorder.execution_id else None
-            span = state.recorder.start_decision(attributes, start_ns, parent)
-            run = state.run
-            if run is not None:
-                with state.lock:
-                    run.add_decision(model)
-            return _DecisionActivation(state, DecisionHandle(model), span, start_ns)
+            current = otel_context.get_current()  # nest under a span of this run, else under the root
+            in_run = trace.get_current_span(current).get_span_context().trace_id == recorder.trace_id
+            span = recorder.start_decision(attributes, start_ns, current if in_run else None)
+            state.count_decision(node_id)
+            return _DecisionActivation(state, DecisionHandle(self, decision_id, node_id), span, start_ns)
         except Exception:
             _logger.exception("otel_decisions: could not start decision %r", self._template.intent)
             return None
@@ -477,17 +499,31 @@ class node(_Scope):  # lowercase: used like a function
         return _NodeActivation(self.node_id)
 
 
-class _NullDecision(DecisionHandle):
-    """Handed out when no run is active: every method works and records nothing."""
+class _NullRun(RunHandle):
+    """Handed out when a run is not recorded (tracing disabled): every method works, records nothing."""
 
     def __init__(self) -> None:
-        super().__init__(Decision.model_construct(id="", node_id="unknown", intent=""))
+        self._failed = False
+        self._narrative = ""
+        self._output = None
 
-    def set_outcome(self, *args: Any, **kwargs: Any) -> None:
-        return None
+    @property
+    def run_id(self) -> str:
+        return ""
+
+    @property
+    def execution_id(self) -> str:
+        return ""
+
+    def report_problem(self, *args: Any, **kwargs: Any) -> str:
+        return ""
 
 
-_NULL_HANDLES: dict[str, Any] = {"decision": _NullDecision(), "node": None, "run": None}
+_NULL_HANDLES: dict[str, Any] = {
+    "decision": DecisionHandle(None, "", "unknown"),  # works and records nothing (no run is active)
+    "node": None,
+    "run": _NullRun(),
+}
 
 
 def current_decision() -> DecisionHandle:
