@@ -8,8 +8,9 @@ record     span                                                  attributes (pre
 =========  ===================================================  ==========================================
 run        root of its own trace, ``invoke_agent {goal_id}``     run.*, metrics at the end, problems as
            ``gen_ai.operation.name=invoke_agent``                ``otel_decisions.problem`` events
-decision   child of the run, ``plan``, zero duration at the      decision.* (options/context as capped JSON)
-           moment of the choice, ``gen_ai.operation.name=plan``
+decision   child of the run, ``plan``; zero duration at the      decision.* (options/context as capped JSON)
+           moment of the choice (`Runtime`), or covering the work
+           it decides (decorators, where it is the current span)
 outcome    child of its decision span, from the decision to     outcome.*; ERROR status and ``error.type``
            the outcome; ``execute_tool {tool}`` when the chosen  when unsuccessful
            option is a tool call, else ``outcome``

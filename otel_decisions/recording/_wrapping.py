@@ -17,6 +17,7 @@ records how it ended. Rules that keep agents safe:
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator
@@ -162,10 +163,14 @@ def _async_generator(fn: Callable[..., Any], begin: Callable[[], Activation | No
         activation = begin() or _NOTHING  # no `yield from` for async generators: same loop either way
         sent: Any = None
         thrown: BaseException | None = None
+        first = True
         while True:
             tokens = activation.activate()
             try:
                 item = await (inner.asend(sent) if thrown is None else inner.athrow(thrown))
+                if first:
+                    first = False
+                    _leave_to_wrapper(inner)
             except StopAsyncIteration:
                 activation.deactivate(tokens)
                 activation.finish(None, None)
@@ -190,3 +195,20 @@ def _async_generator(fn: Callable[..., Any], begin: Callable[[], Activation | No
                 thrown, sent = error, None
 
     return wrapper
+
+
+def _leave_to_wrapper(inner: Any) -> None:
+    """Keep the event loop's shutdown from closing `inner` while the wrapper is closing it.
+
+    asyncio registers every async generator it sees start (`loop._asyncgens`) and, in
+    `shutdown_asyncgens`, closes them all at once; the wrapper closes `inner` itself, so a second,
+    concurrent `aclose()` would fail with "asynchronous generator is already running". Garbage
+    collection of `inner` still goes through the loop's finaliser.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+        registered = getattr(loop, "_asyncgens", None)
+        if registered is not None:
+            registered.discard(inner)
+    except Exception:  # another event loop, or a private attribute that changed: nothing to undo
+        pass

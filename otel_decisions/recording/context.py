@@ -16,6 +16,7 @@ import contextvars
 import functools
 import logging
 import os
+import secrets
 import threading
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
@@ -145,7 +146,8 @@ def extract(carrier: MutableMapping[str, str]) -> Iterator[None]:
         yield
         return
     recorder = RunRecorder.joined(pipeline_for(directory), execution_id, run_id, goal_id, parent)
-    state = RunState(recorder, None, Path(directory), prefix=f"dec_{os.getpid()}_")
+    # ids unique across processes and across calls in one (pool) process
+    state = RunState(recorder, None, Path(directory), prefix=f"dec_{os.getpid()}_{secrets.token_hex(3)}_")
     run_token = CURRENT_RUN.set(state)
     node_token = CURRENT_NODE.set(node_id or None)
     try:
@@ -158,6 +160,7 @@ def extract(carrier: MutableMapping[str, str]) -> Iterator[None]:
 
 # --- automatic propagation -----------------------------------------------------------------------
 _patched = False
+_opted_out = False
 _patch_lock = threading.Lock()
 _originals: dict[str, Any] = {}
 
@@ -165,8 +168,9 @@ _originals: dict[str, Any] = {}
 def propagate_context(enabled: bool = True) -> None:
     """Patch (or unpatch) thread pools, threads, `run_in_executor` and process pools so decisions made
     there belong to the calling run. Idempotent; only what we patched is restored."""
-    global _patched
+    global _patched, _opted_out
     with _patch_lock:
+        _opted_out = not enabled  # an explicit choice outlives later runs
         if enabled and not _patched:
             _patch()
             _patched = True
@@ -179,13 +183,19 @@ def propagate_context(enabled: bool = True) -> None:
 
 
 def ensure_propagation() -> None:
-    """Switch propagation on unless `OTEL_DECISIONS_PROPAGATE_CONTEXT` says not to (called per run)."""
-    if not _patched and os.environ.get(OTEL_DECISIONS_PROPAGATE_CONTEXT, "").strip().lower() not in {
-        "0",
-        "false",
-        "no",
-        "off",
-    }:
+    """Switch propagation on unless `OTEL_DECISIONS_PROPAGATE_CONTEXT` or `propagate_context(False)` said
+    not to (called when a decorated run starts)."""
+    if (
+        not _patched
+        and not _opted_out
+        and os.environ.get(OTEL_DECISIONS_PROPAGATE_CONTEXT, "").strip().lower()
+        not in {
+            "0",
+            "false",
+            "no",
+            "off",
+        }
+    ):
         propagate_context(True)
 
 

@@ -24,6 +24,7 @@ their whole iteration, with the context attached only while their code runs (nev
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from collections.abc import Callable
@@ -56,13 +57,17 @@ _logger = logging.getLogger("otel_decisions")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+_ENTERED: contextvars.ContextVar[tuple[tuple[_Scope, Activation, object], ...]] = contextvars.ContextVar(
+    "otel_decisions_entered", default=()
+)
+"""Scopes entered with `with` in this context (thread or task), innermost last: one scope object may be
+entered by several threads or tasks at once, and each must leave its own entry."""
+
+
 class _Scope:
     """Decorator and (async) context manager around `_begin()`, which returns an Activation."""
 
     _kind = "scope"
-
-    def __init__(self) -> None:
-        self._entered: list[tuple[Activation, object]] = []
 
     def _begin(self) -> Activation | None:
         raise NotImplementedError
@@ -74,15 +79,19 @@ class _Scope:
         activation = self._begin()
         if activation is None:
             return _NULL_HANDLES.get(self._kind)
-        self._entered.append((activation, activation.activate()))
+        tokens = activation.activate()
+        _ENTERED.set((*_ENTERED.get(), (self, activation, tokens)))
         return activation.handle
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if not self._entered:
-            return
-        activation, tokens = self._entered.pop()
-        activation.deactivate(tokens)
-        activation.finish(exc, None)
+        stack = _ENTERED.get()
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i][0] is self:
+                _, activation, tokens = stack[i]
+                _ENTERED.set(stack[:i] + stack[i + 1 :])
+                activation.deactivate(tokens)
+                activation.finish(exc, None)
+                return
 
     async def __aenter__(self) -> Any:
         return self.__enter__()
@@ -190,8 +199,8 @@ class run(_Scope):  # lowercase: used like a function, `@otel_decisions.run(...)
     """Record a run: its own trace, ended when the block or call ends (failed if an exception escapes).
 
     `goal_id` names the goal; `directory` overrides where spans are written (default
-    `OTEL_DECISIONS_DIR` or `.otel-decisions`). A run started inside a `delegation` decision is a
-    sub-run, linked to that decision in both directions.
+    `OTEL_DECISIONS_DIR` or `.otel-decisions`). A run started inside a decision (typically of type
+    `delegation`) is a sub-run, linked to that decision in both directions.
     """
 
     _kind = "run"
@@ -204,7 +213,6 @@ class run(_Scope):  # lowercase: used like a function, `@otel_decisions.run(...)
         *,
         directory: str | Path | None = None,
     ) -> None:
-        super().__init__()
         self.goal_id = goal_id
         self.goal_description = goal_description
         self.input_data = input_data
@@ -410,7 +418,6 @@ class decision(_Scope):  # lowercase: used like a function
         constraints: list[str] | None = None,
         context: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
         self.node_id = node_id
         # Validation and encoding happen once, here, not on every call.
         if options is None:
@@ -492,7 +499,6 @@ class node(_Scope):  # lowercase: used like a function
     _kind = "node"
 
     def __init__(self, node_id: str) -> None:
-        super().__init__()
         self.node_id = _coerce.text(node_id) or "unknown"
 
     def _begin(self) -> Activation | None:
@@ -519,8 +525,26 @@ class _NullRun(RunHandle):
         return ""
 
 
+class _NullDecision(DecisionHandle):
+    """Handed out outside any run (one shared object): every method works and changes nothing."""
+
+    __slots__ = ()
+
+    def choose(self, option_id: str, reasoning: str | None = None) -> None:
+        return None
+
+    def explain(self, reasoning: str) -> None:
+        return None
+
+    def add_tokens(self, tokens: int) -> None:
+        return None
+
+    def set_outcome(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 _NULL_HANDLES: dict[str, Any] = {
-    "decision": DecisionHandle(None, "", "unknown"),  # works and records nothing (no run is active)
+    "decision": _NullDecision(None, "", "unknown"),
     "node": None,
     "run": _NullRun(),
 }
