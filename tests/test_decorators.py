@@ -836,3 +836,23 @@ def test_complaint_15_run_and_decision_context_does_not_leak_after_the_block(
     first, _, third = (attrs(p) for p, _ in decision_pairs(tmp_path))
     assert (first[CHOSEN], first[REASONING]) == ("a", "first call only")
     assert third.get(CHOSEN, "") == "" and REASONING not in third  # as on a fresh decision
+
+
+def test_decision_above_staticmethod_and_classmethod_keeps_the_binding(tmp_path: Path) -> None:
+    class Tools:
+        @od.decision("static tool")
+        @staticmethod
+        def double(value: int) -> int:
+            return value * 2
+
+        @od.decision("class tool")
+        @classmethod
+        def name(cls, value: int) -> str:
+            return f"{cls.__name__}:{value}"
+
+    with od.run("bindings", directory=tmp_path) as handle:
+        assert Tools().double(2) == 4 and Tools.double(3) == 6
+        assert Tools().name(1) == "Tools:1"
+    run = od.BuilderQuery(tmp_path).get_full_run(handle.run_id)
+    assert run is not None
+    assert [d.intent for d in run.decisions] == ["static tool", "static tool", "class tool"]

@@ -63,6 +63,8 @@ _NOTHING = _Nothing()
 
 def wrap(fn: F, begin: Callable[[], Activation | None], kind: str) -> F:
     """`fn` recorded through `begin` on every call, with its kind of function preserved."""
+    if isinstance(fn, staticmethod | classmethod):  # decorated above @staticmethod / @classmethod
+        return type(fn)(wrap(fn.__func__, begin, kind))
     if getattr(fn, _MARK, None) == kind:
         return fn
     if inspect.isasyncgenfunction(fn):
