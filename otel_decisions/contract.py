@@ -151,9 +151,18 @@ def datetime_to_ns(value: datetime) -> int:
     return ((aware - _EPOCH) // _US) * 1000
 
 
+_SECONDS: dict[int, datetime] = {}  # local-time conversion is the slow part; spans share seconds
+
+
 def ns_to_datetime(ns: int) -> datetime:
     """The naive local datetime for `ns`, exact to the microsecond (inverse of `datetime_to_ns`)."""
-    return datetime.fromtimestamp(ns // 1_000_000_000).replace(microsecond=(ns // 1000) % 1_000_000)
+    seconds = ns // 1_000_000_000
+    base = _SECONDS.get(seconds)
+    if base is None:
+        if len(_SECONDS) >= 4096:
+            _SECONDS.clear()
+        base = _SECONDS[seconds] = datetime.fromtimestamp(seconds)
+    return base.replace(microsecond=(ns // 1000) % 1_000_000)
 
 
 def now() -> tuple[datetime, int]:
