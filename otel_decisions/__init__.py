@@ -11,9 +11,11 @@ and decorators / context managers for code that is not written against the seed:
     @otel_decisions.node("node")           # the node for the decisions inside
 """
 
+from otel_decisions._exceptions import ConfigError, OtelDecisionsError
 from otel_decisions.analysis.builder_query import BuilderQuery
 from otel_decisions.analysis.failures import FailureAnalysis
 from otel_decisions.analysis.patterns import PatternAnalysis
+from otel_decisions.export.pipeline import configure
 from otel_decisions.models import (
     Decision,
     DecisionEvaluation,
@@ -42,12 +44,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BuilderQuery",
+    "ConfigError",
     "Decision",
     "DecisionEvaluation",
     "DecisionHandle",
     "DecisionType",
     "FailureAnalysis",
     "Option",
+    "OtelDecisionsError",
     "Outcome",
     "PatternAnalysis",
     "Problem",
@@ -57,6 +61,7 @@ __all__ = [
     "RunStatus",
     "RunSummary",
     "Runtime",
+    "configure",
     "current_decision",
     "current_run",
     "decision",

@@ -832,6 +832,8 @@ def test_complaint_15_run_and_decision_context_does_not_leak_after_the_block(
     assert parent_hex(other(other_spans, "after outer")) == f"{outer.get_span_context().span_id:016x}"
     assert other(other_spans, "after all").parent is None
     for span in other_spans.get_finished_spans():
+        if span.instrumentation_scope is not None and span.instrumentation_scope.name == "otel_decisions":
+            continue  # ours, handed to the user's provider on purpose (we join it)
         assert not [k for k in (span.attributes or {}) if k.startswith("otel_decisions")], span.name
     first, _, third = (attrs(p) for p, _ in decision_pairs(tmp_path))
     assert (first[CHOSEN], first[REASONING]) == ("a", "first call only")

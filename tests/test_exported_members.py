@@ -1,4 +1,4 @@
-"""The public API fits on one screen: `__all__` is exactly the seed's names, sorted."""
+"""The public API fits on one screen: `__all__` is exactly these names, sorted."""
 
 from __future__ import annotations
 
@@ -32,11 +32,12 @@ DECORATOR_NAMES = {
     "extract",
     "propagate_context",
 }
+CONFIGURATION_NAMES = {"configure", "ConfigError", "OtelDecisionsError"}
 
 
 def test_all_is_sorted_and_holds_exactly_the_public_names() -> None:
     assert otel_decisions.__all__ == sorted(otel_decisions.__all__)
-    assert set(otel_decisions.__all__) == SEED_NAMES | DECORATOR_NAMES
+    assert set(otel_decisions.__all__) == SEED_NAMES | DECORATOR_NAMES | CONFIGURATION_NAMES
 
 
 def test_every_exported_name_exists() -> None:

@@ -1,11 +1,13 @@
-"""One OpenTelemetry pipeline per span directory: provider -> file processor -> `traces.jsonl`.
+"""One OpenTelemetry pipeline per span directory: provider -> file processor (+ OTLP) -> destinations.
 
 Why a provider of our own per directory? `Runtime(storage_path)` promises that its runs land under its
 path, whatever else the process traces; and a user's global TracerProvider must never be replaced.
 The provider samples everything (the file is the complete record the Builder reads), takes its
 resource from the standard `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES`, and is shut down (flushed)
-at interpreter exit. Pipelines are cached by resolved directory, so every `Runtime` and thread writing
-one directory shares one writer and one lock.
+at interpreter exit. Beside the file it exports OTLP when an endpoint is configured, or, when the user
+already set an SDK TracerProvider, hands our spans to it instead (see `otlp.py`). Pipelines are cached
+by resolved directory, so every `Runtime` and thread writing one directory shares one writer and one
+lock; `configure()` changes the settings of pipelines created after it.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import Tracer
 
@@ -26,8 +31,10 @@ from otel_decisions import _config
 from otel_decisions.contract import INSTRUMENTATION_NAME, SCHEMA, SCHEMA_VERSION
 from otel_decisions.export.file_processor import RunFileProcessor
 from otel_decisions.export.file_writer import JsonLinesWriter
+from otel_decisions.export.otlp import ForwardToProvider, RunEndNudge, otlp_processor
+from otel_decisions.export.settings import Settings, resolve
 
-__all__ = ["Pipeline", "pipeline_for"]
+__all__ = ["Pipeline", "configure", "current_settings", "pipeline_for"]
 
 _logger = logging.getLogger(__name__)
 
@@ -51,6 +58,8 @@ class Pipeline:
     max_value_chars: int
     enabled: bool = True
     open_recorders: weakref.WeakSet[Drainable] = field(default_factory=weakref.WeakSet)
+    run_ended: Callable[[], None] = lambda: None
+    """Called after a run's spans are written: wakes the OTLP flush (never blocks)."""
 
     def flush(self) -> bool:
         """Turn pending decisions of open runs into spans and write every buffered span now."""
@@ -69,33 +78,82 @@ class Pipeline:
 
 _pipelines: dict[Path, Pipeline] = {}
 _lock = threading.Lock()
+_settings: Settings | None = None
 
 
-def pipeline_for(directory: str | Path) -> Pipeline:
-    """The shared pipeline writing to `directory` (created on first use)."""
-    key = Path(directory).expanduser().resolve()
+def configure(**settings: Any) -> Settings:
+    """Set how spans leave the process, for `Runtime`s and decorated runs created from now on.
+
+    Usage::
+
+        otel_decisions.configure(otlp_endpoint="http://localhost:4318", service_name="support-agent")
+
+    Arguments (all optional; unset ones come from the standard `OTEL_*` variables): `directory`,
+    `local_file`, `otlp_endpoint`, `otlp_protocol` (`"grpc"` or `"http/protobuf"`), `otlp_headers`,
+    `otlp_timeout` (seconds), `exporters` (`["otlp"]`, `["console"]`, `["none"]`), `service_name`,
+    `join_global_provider`. Raises `ConfigError` for a value it cannot use.
+    """
+    global _settings
+    resolved = resolve(**settings)
+    with _lock:
+        _settings = resolved
+        old = list(_pipelines.values())
+        _pipelines.clear()
+    for pipeline in old:  # runs already recorded through them stay; new runs use the new settings
+        pipeline.flush()
+    return resolved
+
+
+def current_settings() -> Settings:
+    """The settings `configure()` set, or those of the environment."""
+    return _settings if _settings is not None else resolve()
+
+
+def pipeline_for(directory: str | Path | None = None) -> Pipeline:
+    """The shared pipeline writing to `directory` (default: the configured one; created on first use)."""
+    settings = current_settings()
+    key = Path(directory if directory is not None else settings.directory).expanduser().resolve()
     found = _pipelines.get(key)
     if found is not None:
         return found
     with _lock:
         found = _pipelines.get(key)
         if found is None:
-            found = _pipelines[key] = _build(key)
+            found = _pipelines[key] = _build(key, settings)
         return found
 
 
-def _build(directory: Path) -> Pipeline:
+def _build(directory: Path, settings: Settings) -> Pipeline:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # recording goes on; each write retries and warns
         _logger.warning("otel_decisions: cannot create span directory %s: %s", directory, exc)
     writer = JsonLinesWriter(directory, max_bytes=_config.file_max_bytes(), fsync=_config.file_fsync())
     processor = RunFileProcessor(writer, flush_interval=_config.flush_interval())
-    provider = TracerProvider(resource=Resource.create(), sampler=ALWAYS_ON, shutdown_on_exit=True)
-    provider.add_span_processor(processor)
+    resource = Resource.create({"service.name": settings.service_name} if settings.service_name else {})
+    provider = TracerProvider(resource=resource, sampler=ALWAYS_ON, shutdown_on_exit=True)
+    if settings.local_file:
+        provider.add_span_processor(processor)
+    run_ended: Callable[[], None] = lambda: None  # noqa: E731
+    user_provider = trace.get_tracer_provider()
+    if settings.join_global_provider and isinstance(user_provider, TracerProvider):
+        provider.add_span_processor(ForwardToProvider(user_provider))  # join it; export is theirs
+    elif settings.otlp_enabled:
+        otlp = otlp_processor(settings)
+        if otlp is not None:
+            provider.add_span_processor(otlp)
+            run_ended = RunEndNudge(otlp)
+    if "console" in settings.exporters:
+        provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
     tracer = provider.get_tracer(INSTRUMENTATION_NAME, _VERSION, attributes={SCHEMA: SCHEMA_VERSION})
     pipeline = Pipeline(
-        directory, provider, tracer, processor, _config.max_value_chars(), enabled=not _config.sdk_disabled()
+        directory,
+        provider,
+        tracer,
+        processor,
+        _config.max_value_chars(),
+        enabled=not _config.sdk_disabled(),
+        run_ended=run_ended,
     )
     processor.before_flush = pipeline.drain_open_recorders
     return pipeline

@@ -18,7 +18,9 @@ from pathlib import Path
 
 from otel_decisions.contract import EXECUTION_ID, SpanRecord, run_from_spans
 from otel_decisions.models import Run, RunStatus, RunSummary
+from otel_decisions.reading.jaeger import JaegerSource, is_url
 from otel_decisions.reading.otlp_files import discover_files, paused_gc, read_new_lines
+from otel_decisions.reading.proto_files import is_binary_file, read_binary_file
 
 __all__ = ["RunStore"]
 
@@ -28,13 +30,16 @@ _logger = logging.getLogger(__name__)
 @dataclass(slots=True)
 class _FileState:
     offset: int
+    stamp: tuple[int, int] | None = None  # (size, mtime) of a binary file when it was last read whole
 
 
 class RunStore:
-    """Read access to the runs recorded under `source` (a directory, a file, or a glob)."""
+    """Read access to the runs recorded under `source` (a directory, a file, or a glob), or held by the
+    Jaeger query service at an `http(s)://` URL (see `otel_decisions.reading.jaeger`)."""
 
     def __init__(self, source: str | Path) -> None:
         self.source = source
+        self._jaeger = JaegerSource.from_url(source) if isinstance(source, str) and is_url(source) else None
         self._files: dict[tuple[int, int], _FileState] = {}
         self._traces: dict[str, dict[str, SpanRecord]] = {}
         self._runs: dict[str, Run] = {}  # trace id -> run
@@ -47,6 +52,13 @@ class RunStore:
     def refresh(self) -> None:
         """Read what was appended to the files since the last call and rebuild the touched runs."""
         with self._lock, paused_gc():
+            if self._jaeger is not None:  # a down Jaeger must not break queries: keep what we have
+                try:
+                    self._add(self._jaeger.fetch())
+                except OSError as exc:
+                    _logger.warning("otel_decisions: cannot read from Jaeger at %s: %s", self.source, exc)
+                self._rebuild()
+                return
             for path in discover_files(self.source):
                 try:
                     st = os.stat(path)
@@ -56,7 +68,12 @@ class RunStore:
                 state = self._files.get(key)
                 if state is None:
                     state = self._files[key] = _FileState(0)
-                elif st.st_size < state.offset:  # truncated and rewritten: read it again
+                if is_binary_file(path):  # proto/zstd: no lines to resume at, read whole when changed
+                    if state.stamp != (st.st_size, st.st_mtime_ns):
+                        state.stamp = (st.st_size, st.st_mtime_ns)
+                        read_binary_file(path, self._add, self._warned)
+                    continue
+                if st.st_size < state.offset:  # truncated and rewritten: read it again
                     state.offset = 0
                 if st.st_size > state.offset:
                     state.offset = read_new_lines(path, state.offset, self._add, self._warned)

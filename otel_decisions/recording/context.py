@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import propagate, trace
 
-from otel_decisions import _config
-from otel_decisions.export.pipeline import pipeline_for
+from otel_decisions.export.pipeline import current_settings, pipeline_for
 from otel_decisions.models import Decision, Run
 
 if TYPE_CHECKING:
@@ -256,5 +255,5 @@ class _CarriedCall:
 
 
 def default_directory() -> Path:
-    """Where decorated runs write when no directory is given."""
-    return _config.default_directory()
+    """Where decorated runs write when no directory is given (`configure(directory=…)` or the env)."""
+    return current_settings().directory

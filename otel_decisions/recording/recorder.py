@@ -219,6 +219,7 @@ class RunRecorder:
         if run.status == RunStatus.FAILED:
             self._run_span.set_status(Status(StatusCode.ERROR, _status_message(run.narrative)))
         self._run_span.end(end_time=at_ns)
+        self._pipeline.run_ended()
 
 
 def _status_message(text: str | None) -> str | None:
