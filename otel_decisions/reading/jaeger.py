@@ -10,7 +10,8 @@ Each fetch asks `GET /api/v3/traces` for the whole time window again: Jaeger has
 from, and spans are de-duplicated by span id downstream. Jaeger answers "no trace matched" with HTTP 404,
 which is read as an empty result. Parameters use the snake_case names every Jaeger v2 accepts (v2.19+
 keeps them as aliases of the camelCase ones); the search depth is sent under both of its snake_case names
-(`query.num_traces` before v2.19, `query.search_depth` after).
+(`query.num_traces` before v2.19, `query.search_depth` after). Traces are asked for raw, as stored:
+Jaeger's adjusters would otherwise add warning attributes and move some attributes to the resource.
 
 Only the standard library is used (urllib: no new dependency). Failures raise `OSError` (as urllib
 does: `URLError`, `HTTPError`, timeouts; an unreadable answer is reported as `OSError` too), which
@@ -25,11 +26,11 @@ import http.client
 import logging
 import re
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from time import monotonic
 from typing import Any, Final
 
 import orjson
@@ -107,7 +108,7 @@ class JaegerSource:
         Raises OSError when Jaeger cannot be reached or does not answer as its API documents.
         """
         with self._lock:
-            now = time.monotonic()
+            now = monotonic()
             if self._last_fetch is not None and now - self._last_fetch < self.min_interval:
                 return []
             self._last_fetch = now
@@ -134,6 +135,7 @@ class JaegerSource:
             "query.start_time_max": _rfc3339(end),
             "query.num_traces": str(self.search_depth),
             "query.search_depth": str(self.search_depth),
+            "query.raw_traces": "true",
         }
         try:
             document = self._get("/api/v3/traces", params)

@@ -33,7 +33,7 @@ __all__ = ["discover_files", "parse_line", "paused_gc", "read_new_lines"]
 _logger = logging.getLogger(__name__)
 
 # proto and zstd files (`proto_files.BINARY_SUFFIXES`) are found here too and read by `proto_files`
-_SUFFIXES: Final = (".jsonl", ".json", ".ndjson", ".pb", ".proto", ".binpb", ".zst")
+_SUFFIXES: Final = (".jsonl", ".json", ".ndjson", ".pb", ".binpb", ".zst")
 
 
 def discover_files(source: str | Path) -> list[Path]:

@@ -2,7 +2,7 @@
 
 The Collector's `file` exporter gives these files no fixed extension, so they are selected by name:
 
-- `*.pb`, `*.proto`, `*.binpb`: a sequence of messages, each a 4-byte big-endian length followed by
+- `*.pb`, `*.binpb`: a sequence of messages, each a 4-byte big-endian length followed by
   a `TracesData` (wire-identical to `ExportTraceServiceRequest`) protobuf message (`format: proto`).
 - `*.zst`: zstd-compressed output, in either of the Collector's two layouts: a native zstd stream
   (feature gate `exporter.file.nativeCompression`) holding JSON lines or length-prefixed messages,
@@ -27,8 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from google.protobuf.json_format import MessageToDict
-from google.protobuf.message import DecodeError
+from google.protobuf.json_format import MessageToDict  # type: ignore[import-untyped]
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
 from otel_decisions.contract import SpanRecord
 from otel_decisions.reading.otlp_files import parse_line, spans_of
@@ -37,7 +37,7 @@ __all__ = ["BINARY_SUFFIXES", "is_binary_file", "read_binary_file", "spans_of_pr
 
 _logger = logging.getLogger(__name__)
 
-PROTO_SUFFIXES: Final = (".pb", ".proto", ".binpb")
+PROTO_SUFFIXES: Final = (".pb", ".binpb")  # not ".proto": that is where schemas live
 ZSTD_SUFFIX: Final = ".zst"
 BINARY_SUFFIXES: Final = (*PROTO_SUFFIXES, ZSTD_SUFFIX)
 _ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
@@ -140,14 +140,16 @@ def _read_messages(data: bytes, path: Path, sink: Sink, warned: set[tuple[str, i
             _warn_once(warned, path, pos, msg, size - pos, pos)
             return
         payload = data[pos + _PREFIX : end]
+        pos, start = end, pos
         try:
             if zstd is not None:
                 payload = zstd.ZstdDecompressor().decompressobj().decompress(payload)
-            sink(parse_line(payload) if payload.lstrip()[:1] == b"{" else spans_of_protobuf(payload))
+            spans = parse_line(payload) if payload.lstrip()[:1] == b"{" else spans_of_protobuf(payload)
         except Exception as exc:  # zstd, protobuf or JSON errors: one bad message must not hide the rest
             msg = "otel_decisions: skipping an unreadable message in %s at offset %d: %s"
-            _warn_once(warned, path, pos, msg, pos, exc)
-        pos = end
+            _warn_once(warned, path, start, msg, start, exc)
+            continue
+        sink(spans)
 
 
 def _read_json_lines(data: bytes, path: Path, sink: Sink, warned: set[tuple[str, int]]) -> None:
