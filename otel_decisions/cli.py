@@ -86,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--runs", type=_positive_int, default=1, help="times to cycle the demo inputs")
     demo.set_defaults(handler=_demo)
 
-    source_help = f"span directory, file or glob {default_help}"
+    source_help = f"span directory, file, glob or Jaeger URL (http://host:16686) {default_help}"
     runs = commands.add_parser("runs", help="list recorded runs, newest first")
     runs.add_argument("--source", default=None, help=source_help)
     runs.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -155,6 +155,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _query(source: str | None) -> tuple[BuilderQuery, str]:
     """A reader over `source` (default directory when None); a missing source is a usage error."""
     text = str(default_directory()) if source is None else source
+    if text.startswith(("http://", "https://")):  # Jaeger's query API
+        return BuilderQuery(text), text
     is_glob = any(ch in text for ch in "*?[")
     if not (glob.glob(text, recursive=True) if is_glob else Path(text).exists()):
         raise CliError(f"no span files at {text} (use --source PATH, or run `{PROG} demo`)", EXIT_USAGE)

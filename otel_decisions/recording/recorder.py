@@ -18,6 +18,7 @@ the run's root span links to it.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 from collections import deque
@@ -30,8 +31,11 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from otel_decisions import contract as c
 from otel_decisions.export.pipeline import Pipeline
 from otel_decisions.models import Decision, Outcome, Problem, Run, RunStatus
+from otel_decisions.recording import _coerce
 
 __all__ = ["RunRecorder", "record_run"]
+
+_logger = logging.getLogger("otel_decisions")
 
 _STATUS_MESSAGE_CHARS: Final = 1024
 _EMPTY_CONTEXT: Final = Context()
@@ -209,6 +213,31 @@ class RunRecorder:
     def problem(self, problem: Problem, at_ns: int) -> None:
         """Record `problem` as an `otel_decisions.problem` event on the run span."""
         self._run_span.add_event(c.PROBLEM_EVENT, c.problem_attributes(problem, self._limit), at_ns)
+
+    def report_problem(self, run: Run, args: tuple[Any, ...], lock: threading.Lock | None = None) -> str:
+        """Add a problem to `run` from the seed's `report_problem` arguments (coerced to text) and
+        record it; returns `prob_N`, or "" if that failed (logged, never raised)."""
+        try:
+            severity, description, decision_id, root_cause, suggested_fix = args
+            fields = (
+                _coerce.text(severity),
+                _coerce.text(description),
+                _coerce.optional_text(decision_id),
+                _coerce.optional_text(root_cause),
+                _coerce.optional_text(suggested_fix),
+            )
+            if lock is None:
+                problem_id = run.add_problem(*fields)
+                problem = run.problems[-1]
+            else:
+                with lock:
+                    problem_id = run.add_problem(*fields)
+                    problem = run.problems[-1]
+            self.problem(problem, c.datetime_to_ns(problem.timestamp))
+            return problem_id
+        except Exception:
+            _logger.exception("otel_decisions: report_problem failed")
+            return ""
 
     def end(self, run: Run, at_ns: int) -> None:
         """Create the queued spans, then close the run span with the run's final state (this writes

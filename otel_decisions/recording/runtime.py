@@ -234,20 +234,7 @@ class Runtime:
         if run is None or recorder is None:
             _logger.warning("report_problem called but no run in progress: [%s] %s", severity, description)
             return ""
-        try:
-            problem_id = run.add_problem(
-                _coerce.text(severity),
-                _coerce.text(description),
-                _coerce.optional_text(decision_id),
-                _coerce.optional_text(root_cause),
-                _coerce.optional_text(suggested_fix),
-            )
-            problem = run.problems[-1]
-            recorder.problem(problem, c.datetime_to_ns(problem.timestamp))
-            return problem_id
-        except Exception:
-            _logger.exception("otel_decisions: report_problem failed")
-            return ""
+        return recorder.report_problem(run, (severity, description, decision_id, root_cause, suggested_fix))
 
     # --- conveniences ----------------------------------------------------------------------------
     def decide_and_execute(

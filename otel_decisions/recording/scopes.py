@@ -142,17 +142,9 @@ class RunHandle:
         run = self.state.run
         if run is None:
             return ""
-        with self.state.lock:
-            problem_id = run.add_problem(
-                _coerce.text(severity),
-                _coerce.text(description),
-                _coerce.optional_text(decision_id),
-                _coerce.optional_text(root_cause),
-                _coerce.optional_text(suggested_fix),
-            )
-            problem = run.problems[-1]
-        self.state.recorder.problem(problem, c.datetime_to_ns(problem.timestamp))
-        return problem_id
+        return self.state.recorder.report_problem(
+            run, (severity, description, decision_id, root_cause, suggested_fix), self.state.lock
+        )
 
 
 class _RunActivation(Activation):
