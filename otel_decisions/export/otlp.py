@@ -4,8 +4,10 @@
   so export runs on its own thread: a slow, failing or unreachable endpoint costs the agent nothing
   while it runs, and costs the local file nothing ever (the file has its own processor). When a run
   ends, `RunEndNudge` wakes a daemon thread that flushes the batch processor, so a run shows up in the
-  trace viewer within moments without the agent waiting. At interpreter exit the SDK shuts the
-  processor down; that waits at most the OTLP timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`, 10 s by default).
+  trace viewer within moments without the agent waiting. At interpreter exit `shutdown_all` shuts
+  every pipeline's OTLP processor down in parallel and waits at most the OTLP timeout
+  (`OTEL_EXPORTER_OTLP_TIMEOUT`, 10 s by default) for all of them together, whatever the backlog
+  (the SDK's own shutdown sends each queued batch in turn, each with a full timeout).
 * A user who already set an SDK TracerProvider keeps it: `ForwardToProvider` hands each of our ended
   spans to that provider's processors (their exporters, their Collector), and we add no exporter of
   our own. Their provider is never replaced and its other spans never reach our file.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import weakref
 from typing import Any
 
@@ -24,7 +27,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from otel_decisions.export.settings import Settings
 
-__all__ = ["ForwardToProvider", "RunEndNudge", "otlp_processor"]
+__all__ = ["ForwardToProvider", "RunEndNudge", "otlp_processor", "shutdown_all"]
 
 _logger = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ def _exporter(settings: Settings) -> SpanExporter:
         )
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-    if not endpoint.rstrip("/").endswith("/v1/traces"):  # a base endpoint, as OTEL_EXPORTER_OTLP_ENDPOINT
+    if settings.otlp_endpoint_is_base and not endpoint.rstrip("/").endswith("/v1/traces"):  # per the spec
         endpoint = endpoint.rstrip("/") + "/v1/traces"
     return HttpExporter(endpoint=endpoint, headers=headers, timeout=settings.otlp_timeout)
 
@@ -124,3 +127,23 @@ class RunEndNudge:
                 self._processor.force_flush()
             except Exception:
                 _logger.exception("otel_decisions: OTLP flush failed")
+
+
+def shutdown_all(processors: list[SpanProcessor], timeout: float) -> None:
+    """Shut `processors` down in parallel, waiting at most `timeout` seconds in all (at exit)."""
+    threads = [
+        threading.Thread(target=_quiet_shutdown, args=(p,), name="otel_decisions-otlp-shutdown", daemon=True)
+        for p in processors
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _quiet_shutdown(processor: SpanProcessor) -> None:
+    try:
+        processor.shutdown()
+    except Exception:
+        _logger.exception("otel_decisions: OTLP shutdown failed")

@@ -12,6 +12,7 @@ lock; `configure()` changes the settings of pipelines created after it.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import weakref
@@ -22,7 +23,7 @@ from typing import Any, Protocol
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import Tracer
@@ -31,7 +32,7 @@ from otel_decisions import _config
 from otel_decisions.contract import INSTRUMENTATION_NAME, SCHEMA, SCHEMA_VERSION
 from otel_decisions.export.file_processor import RunFileProcessor
 from otel_decisions.export.file_writer import JsonLinesWriter
-from otel_decisions.export.otlp import ForwardToProvider, RunEndNudge, otlp_processor
+from otel_decisions.export.otlp import ForwardToProvider, RunEndNudge, otlp_processor, shutdown_all
 from otel_decisions.export.settings import Settings, resolve
 
 __all__ = ["Pipeline", "configure", "current_settings", "pipeline_for"]
@@ -79,6 +80,20 @@ class Pipeline:
 _pipelines: dict[Path, Pipeline] = {}
 _lock = threading.Lock()
 _settings: Settings | None = None
+_every_pipeline: list[Pipeline] = []  # also those configure() dropped from the cache
+_exit_otlp: list[tuple[SpanProcessor, float]] = []
+
+
+@atexit.register
+def _at_exit() -> None:
+    """Write what is buffered to every file (fast, local), then give OTLP one bounded wait."""
+    for pipeline in list(_every_pipeline):
+        try:
+            pipeline.processor.shutdown()
+        except Exception:
+            _logger.exception("otel_decisions: could not flush %s at exit", pipeline.directory)
+    if _exit_otlp:
+        shutdown_all([p for p, _ in _exit_otlp], max(t for _, t in _exit_otlp))
 
 
 def configure(**settings: Any) -> Settings:
@@ -131,7 +146,7 @@ def _build(directory: Path, settings: Settings) -> Pipeline:
     writer = JsonLinesWriter(directory, max_bytes=_config.file_max_bytes(), fsync=_config.file_fsync())
     processor = RunFileProcessor(writer, flush_interval=_config.flush_interval())
     resource = Resource.create({"service.name": settings.service_name} if settings.service_name else {})
-    provider = TracerProvider(resource=resource, sampler=ALWAYS_ON, shutdown_on_exit=True)
+    provider = TracerProvider(resource=resource, sampler=ALWAYS_ON, shutdown_on_exit=False)  # see _at_exit
     if settings.local_file:
         provider.add_span_processor(processor)
     run_ended: Callable[[], None] = lambda: None  # noqa: E731
@@ -143,6 +158,7 @@ def _build(directory: Path, settings: Settings) -> Pipeline:
         if otlp is not None:
             provider.add_span_processor(otlp)
             run_ended = RunEndNudge(otlp)
+            _exit_otlp.append((otlp, settings.otlp_timeout))
     if "console" in settings.exporters:
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
     tracer = provider.get_tracer(INSTRUMENTATION_NAME, _VERSION, attributes={SCHEMA: SCHEMA_VERSION})
@@ -156,4 +172,5 @@ def _build(directory: Path, settings: Settings) -> Pipeline:
         run_ended=run_ended,
     )
     processor.before_flush = pipeline.drain_open_recorders
+    _every_pipeline.append(pipeline)
     return pipeline

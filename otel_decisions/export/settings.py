@@ -44,6 +44,9 @@ class Settings:
     directory: Path
     local_file: bool = True
     otlp_endpoint: str | None = None
+    otlp_endpoint_is_base: bool = True
+    """True for a base URL (`OTEL_EXPORTER_OTLP_ENDPOINT`, or `configure(otlp_endpoint=…)`): `/v1/traces`
+    is appended for HTTP. False for `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, which is used as is."""
     otlp_protocol: str = "http/protobuf"
     otlp_headers: dict[str, str] = field(default_factory=dict)
     otlp_timeout: float = 10.0
@@ -70,12 +73,11 @@ def _valid_endpoint(value: str) -> bool:
 
 
 def _headers(raw: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for part in raw.split(","):
-        key, sep, value = part.partition("=")
-        if sep and key.strip():
-            out[key.strip()] = value.strip()
-    return out
+    """W3C-baggage-style `key=value,…` as the OTel SDK reads it: keys lower-cased, values
+    percent-decoded (gRPC rejects upper-case metadata keys)."""
+    from opentelemetry.util.re import parse_env_headers
+
+    return dict(parse_env_headers(raw, liberal=True))
 
 
 def resolve(
@@ -103,14 +105,16 @@ def resolve(
         raise ConfigError(f"exporters must be among {sorted(_EXPORTERS)}, got {exporters!r}")
 
     endpoint = otlp_endpoint
+    is_base = True
     if endpoint is None:
-        raw = _env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+        specific = _env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        raw = specific or _env("OTEL_EXPORTER_OTLP_ENDPOINT")
         if raw is not None and not _valid_endpoint(raw):
             _logger.warning(
                 "otel_decisions: ignoring OTLP endpoint %r (not an http(s) URL); OTLP is off", raw
             )
         elif raw is not None:
-            endpoint = raw
+            endpoint, is_base = raw, specific is None
     protocol = otlp_protocol or _env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
     if protocol is None or protocol not in PROTOCOLS:
         if protocol is not None:
@@ -122,6 +126,8 @@ def resolve(
         try:
             timeout = float(raw) if raw is not None else 10.0
         except ValueError:
+            timeout = -1.0
+        if not timeout > 0:  # 0, negative or unparsable would make every export fail at once
             _logger.warning("otel_decisions: ignoring OTLP timeout %r; using 10 s", raw)
             timeout = 10.0
         if timeout > 300:  # the spec's unit is seconds here; larger values are milliseconds in older SDKs
@@ -144,8 +150,9 @@ def resolve(
         directory=Path(directory) if directory is not None else _config.default_directory(),
         local_file=True if local_file is None else bool(local_file),
         otlp_endpoint=endpoint,
+        otlp_endpoint_is_base=is_base,
         otlp_protocol=protocol,
-        otlp_headers=dict(headers),
+        otlp_headers={k.lower(): v for k, v in headers.items()},
         otlp_timeout=float(timeout),
         exporters=frozenset(wanted),
         service_name=service_name or _env("OTEL_SERVICE_NAME"),
