@@ -34,6 +34,7 @@ _logger = logging.getLogger(__name__)
 
 DEFAULT_FLUSH_INTERVAL: Final = 1.0
 DEFAULT_MAX_BUFFER: Final = 2048
+_MAX_RETAINED: Final = 100_000  # spans kept across failed writes before the oldest are dropped
 
 
 class RunFileProcessor(SpanProcessor):
@@ -122,7 +123,13 @@ class RunFileProcessor(SpanProcessor):
             self.dropped += builder.skipped
             if self.writer.write(builder.line()):
                 return True
-            self.dropped += builder.count
+            # A transient error (too many open files, a full disk): keep the spans for the next
+            # flush, up to a bound; past it, the oldest are dropped (and counted).
+            with self._lock:
+                kept = pending + self._pending
+                overflow = max(0, len(kept) - _MAX_RETAINED)
+                self._pending = kept[overflow:]
+            self.dropped += overflow
             return False
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:

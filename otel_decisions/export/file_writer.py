@@ -60,7 +60,7 @@ class JsonLinesWriter:
             self._lock_fd = os.open(self.directory / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         if self._fd >= 0:
             os.close(self._fd)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         self._inode = os.fstat(self._fd).st_ino
 
     def write(self, data: bytes) -> bool:
@@ -77,6 +77,10 @@ class JsonLinesWriter:
                     self._reopen_if_rotated()
                     if self.max_bytes > 0:
                         self._rotate_if_full(len(data))
+                    size = os.fstat(self._fd).st_size
+                    if size and os.pread(self._fd, 1, size - 1) != b"\n":
+                        # a torn line (a crashed writer, a full disk): never glue a run onto it
+                        data = b"\n" + data
                     view = memoryview(data)
                     while view:
                         written = os.write(self._fd, view)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Callable
@@ -82,6 +83,17 @@ _lock = threading.Lock()
 _settings: Settings | None = None
 _every_pipeline: list[Pipeline] = []  # also those configure() dropped from the cache
 _exit_otlp: list[tuple[SpanProcessor, float]] = []
+
+
+def _after_fork_in_child() -> None:
+    """A forked child inherits the parent's open runs: they are the parent's to write, not ours."""
+    global _lock
+    _lock = threading.Lock()
+    for pipeline in _every_pipeline:
+        pipeline.open_recorders.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @atexit.register

@@ -46,7 +46,7 @@ def mapping(value: Any, name: str) -> dict[str, Any]:
     return {"value": value}
 
 
-def _integer(value: Any, name: str) -> int:
+def integer(value: Any, name: str) -> int:
     if type(value) is int:
         return value
     try:
@@ -281,8 +281,8 @@ def outcome(
             error=None if error is None else as_text(error),
             summary=as_text(summary),
             state_changes=mapping(state_changes, "state_changes"),
-            tokens_used=_integer(tokens_used, "tokens_used"),
-            latency_ms=_integer(latency_ms, "latency_ms"),
+            tokens_used=integer(tokens_used, "tokens_used"),
+            latency_ms=integer(latency_ms, "latency_ms"),
         )
         return Outcome(**fields)
 

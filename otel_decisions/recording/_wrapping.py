@@ -67,11 +67,13 @@ def wrap(fn: F, begin: Callable[[], Activation | None], kind: str) -> F:
         return type(fn)(wrap(fn.__func__, begin, kind))
     if getattr(fn, _MARK, None) == kind:
         return fn
-    if inspect.isasyncgenfunction(fn):
+    # a callable object is judged by its __call__ (an `async def __call__` is a coroutine function)
+    probe = fn if inspect.isroutine(fn) else type(fn).__call__
+    if inspect.isasyncgenfunction(probe):
         wrapper: Any = _async_generator(fn, begin)
-    elif inspect.isgeneratorfunction(fn):
+    elif inspect.isgeneratorfunction(probe):
         wrapper = _generator(fn, begin)
-    elif inspect.iscoroutinefunction(fn):
+    elif inspect.iscoroutinefunction(probe):
         wrapper = _coroutine(fn, begin)
     else:
         wrapper = _function(fn, begin)

@@ -19,6 +19,7 @@ the run's root span links to it.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import threading
 from collections import deque
@@ -41,8 +42,8 @@ _STATUS_MESSAGE_CHARS: Final = 1024
 _EMPTY_CONTEXT: Final = Context()
 _MAX_QUEUED: Final = 4096  # bounds memory in very long runs; the periodic flush drains sooner
 
-# queued work: (decision, sequence, at_ns, option_dicts) or (decision, outcome, at_ns, error_type)
-_Queued = tuple[Decision, Any, int, Any]
+# queued work: (decision id, None for a decision or the outcome span's name, attributes, time, error)
+_Queued = tuple[str, str | None, dict[str, Any], int, str | None]
 
 
 class RunRecorder:
@@ -54,6 +55,7 @@ class RunRecorder:
         "_decisions",
         "_drain_lock",
         "_limit",
+        "_pid",
         "_pipeline",
         "_queue",
         "_run_context",
@@ -90,6 +92,7 @@ class RunRecorder:
         self._run_context = trace.set_span_in_context(span)
         self._common = c.common_attributes(self.execution_id, run.id, run.goal_id)
         self._decisions: dict[str, tuple[Context, int]] = {}  # decision id -> (its span as parent, time)
+        self._pid = os.getpid()
         self._queue: deque[_Queued] = deque()  # appended by the agent, drained by any thread: no lock
         self._drain_lock = threading.Lock()
         pipeline.watch(self)
@@ -97,8 +100,12 @@ class RunRecorder:
     def decision(
         self, decision: Decision, sequence: int, at_ns: int, option_dicts: list[dict[str, Any]] | None = None
     ) -> None:
-        """Record `decision` as a zero-duration `plan` span at `at_ns`."""
-        self._queue.append((decision, sequence, at_ns, option_dicts))
+        """Record `decision` as a zero-duration `plan` span at `at_ns`.
+
+        Its attributes are encoded now, so later changes to the caller's objects are not recorded;
+        only the span's creation waits for the run's end (or the periodic flush)."""
+        attributes = c.decision_attributes(self._common, decision, sequence, self._limit, option_dicts)
+        self._queue.append((decision.id, None, attributes, at_ns, None))
         if len(self._queue) >= _MAX_QUEUED:
             self.drain()
 
@@ -106,44 +113,43 @@ class RunRecorder:
         self, decision: Decision, outcome: Outcome, at_ns: int, error_type: str | None = None
     ) -> None:
         """Record `outcome` as a span from its decision's time to `at_ns`, a child of the decision."""
-        self._queue.append((decision, outcome, at_ns, error_type))
+        attributes = c.outcome_attributes(self._common, decision, outcome, error_type, self._limit)
+        error = None if outcome.success else _status_message(outcome.error)
+        self._queue.append((decision.id, c.outcome_span_name(decision), attributes, at_ns, error))
         if len(self._queue) >= _MAX_QUEUED:
             self.drain()
 
     def drain(self) -> None:
         """Create the spans of everything queued, in order (safe from any thread)."""
+        if os.getpid() != self._pid:  # a forked child: the parent writes these, not us
+            return
         with self._drain_lock:
             queue = self._queue
             while queue:
-                decision, second, at_ns, extra = queue.popleft()
-                if isinstance(second, int):
-                    self._decision_span(decision, second, at_ns, extra)
-                else:
-                    self._outcome_span(decision, second, at_ns, extra)
+                decision_id, name, attributes, at_ns, error = queue.popleft()
+                try:
+                    if name is None:
+                        self._decision_span(decision_id, attributes, at_ns)
+                    else:
+                        self._outcome_span(decision_id, name, attributes, at_ns, error)
+                except Exception:  # one bad span must not stop the others
+                    _logger.exception("otel_decisions: could not create a span of run %s", self.execution_id)
 
-    def _decision_span(
-        self, decision: Decision, sequence: int, at_ns: int, option_dicts: list[dict[str, Any]] | None
-    ) -> None:
+    def _decision_span(self, decision_id: str, attributes: dict[str, Any], at_ns: int) -> None:
         span = self._tracer.start_span(
-            c.SPAN_NAME_PLAN,
-            context=self._run_context,
-            attributes=c.decision_attributes(self._common, decision, sequence, self._limit, option_dicts),
-            start_time=at_ns,
+            c.SPAN_NAME_PLAN, context=self._run_context, attributes=attributes, start_time=at_ns
         )
         span.end(end_time=at_ns)
-        self._decisions[decision.id] = (trace.set_span_in_context(span), at_ns)
+        self._decisions[decision_id] = (trace.set_span_in_context(span), at_ns)
 
-    def _outcome_span(self, decision: Decision, outcome: Outcome, at_ns: int, error_type: str | None) -> None:
-        found = self._decisions.get(decision.id)
+    def _outcome_span(
+        self, decision_id: str, name: str, attributes: dict[str, Any], at_ns: int, error: str | None
+    ) -> None:
+        found = self._decisions.get(decision_id)
         parent, start_ns = found if found is not None else (self._run_context, at_ns)
-        span = self._tracer.start_span(
-            c.outcome_span_name(decision),
-            context=parent,
-            attributes=c.outcome_attributes(self._common, decision, outcome, error_type, self._limit),
-            start_time=start_ns,
-        )
-        if not outcome.success:
-            span.set_status(Status(StatusCode.ERROR, _status_message(outcome.error)))
+        span = self._tracer.start_span(name, context=parent, attributes=attributes, start_time=start_ns)
+        if attributes.get(c.OUTCOME_SUCCESS) is False:
+            span.set_status(Status(StatusCode.ERROR, error))
         span.end(end_time=max(at_ns, start_ns))
 
     # --- live spans, for decorated code: the decision span is current while the work runs ---------
@@ -163,6 +169,7 @@ class RunRecorder:
         self._run_context = parent
         self._common = {**c.common_attributes(execution_id, run_id, goal_id), c.DECISION_REMOTE: True}
         self._decisions = {}
+        self._pid = os.getpid()
         self._queue = deque()
         self._drain_lock = threading.Lock()
         return self
@@ -200,15 +207,20 @@ class RunRecorder:
     ) -> None:
         """Record the outcome (`outcome_attributes`, from the contract) as a child span of the
         decision span, then end the decision span. `error` set means the outcome failed."""
-        child = self._tracer.start_span(
-            name, context=trace.set_span_in_context(span), attributes=outcome_attributes, start_time=start_ns
-        )
-        if outcome_attributes.get(c.OUTCOME_SUCCESS) is False:
-            child.set_status(Status(StatusCode.ERROR, _status_message(error)))
-        child.end(end_time=at_ns)
-        if late_attributes:
-            span.set_attributes(late_attributes)
-        span.end(end_time=at_ns)
+        try:
+            child = self._tracer.start_span(
+                name,
+                context=trace.set_span_in_context(span),
+                attributes=outcome_attributes,
+                start_time=start_ns,
+            )
+            if outcome_attributes.get(c.OUTCOME_SUCCESS) is False:
+                child.set_status(Status(StatusCode.ERROR, _status_message(error)))
+            child.end(end_time=at_ns)
+            if late_attributes:
+                span.set_attributes(late_attributes)
+        finally:
+            span.end(end_time=at_ns)
 
     def problem(self, problem: Problem, at_ns: int) -> None:
         """Record `problem` as an `otel_decisions.problem` event on the run span."""
@@ -241,19 +253,23 @@ class RunRecorder:
 
     def end(self, run: Run, at_ns: int) -> None:
         """Create the queued spans, then close the run span with the run's final state (this writes
-        the run to the file before it returns)."""
+        the run to the file before it returns). The span is ended whatever goes wrong before."""
         self._pipeline.open_recorders.discard(self)
-        self.drain()
-        self._run_span.set_attributes(c.run_end_attributes(run, self._limit))
-        if run.status == RunStatus.FAILED:
-            self._run_span.set_status(Status(StatusCode.ERROR, _status_message(run.narrative)))
-        self._run_span.end(end_time=at_ns)
+        try:
+            self.drain()
+            self._run_span.set_attributes(c.run_end_attributes(run, self._limit))
+            if run.status == RunStatus.FAILED:
+                self._run_span.set_status(Status(StatusCode.ERROR, _status_message(run.narrative)))
+        finally:
+            self._run_span.end(end_time=at_ns)
         self._pipeline.run_ended()
 
 
-def _status_message(text: str | None) -> str | None:
+def _status_message(text: object) -> str | None:
     if not text:
         return None
+    if not isinstance(text, str):
+        text = _coerce.text(text)
     return text if len(text) <= _STATUS_MESSAGE_CHARS else text[:_STATUS_MESSAGE_CHARS] + "…"
 
 

@@ -24,9 +24,11 @@ their whole iteration, with the context attached only while their code runs (nev
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import time
+from asyncio import CancelledError
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -69,6 +71,9 @@ class _Scope:
 
     _kind = "scope"
 
+    def __init__(self) -> None:
+        self._open: list[Activation] = []  # entered with `with` and not left yet, in any context
+
     def _begin(self) -> Activation | None:
         raise NotImplementedError
 
@@ -81,6 +86,7 @@ class _Scope:
             return _NULL_HANDLES.get(self._kind)
         tokens = activation.activate()
         _ENTERED.set((*_ENTERED.get(), (self, activation, tokens)))
+        self._open.append(activation)
         return activation.handle
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
@@ -89,9 +95,23 @@ class _Scope:
             if stack[i][0] is self:
                 _, activation, tokens = stack[i]
                 _ENTERED.set(stack[:i] + stack[i + 1 :])
-                activation.deactivate(tokens)
-                activation.finish(exc, None)
+                self._close(activation, tokens, exc)
                 return
+        # Left in another context than entered (a generator holding the block, finalised elsewhere):
+        # the context cannot be restored there, but the record is still ended.
+        if self._open:
+            self._close(self._open[-1], None, exc)
+
+    def _close(self, activation: Activation, tokens: object, exc: BaseException | None) -> None:
+        with contextlib.suppress(ValueError):
+            self._open.remove(activation)
+        try:
+            if tokens is not None:
+                activation.deactivate(tokens)
+        except (ValueError, RuntimeError):  # tokens of another context: nothing to restore here
+            pass
+        finally:
+            activation.finish(exc, None)
 
     async def __aenter__(self) -> Any:
         return self.__enter__()
@@ -125,7 +145,7 @@ class RunHandle:
     def fail(self, narrative: str = "") -> None:
         """End the run as failed even though no exception escapes."""
         self._failed = True
-        self._narrative = narrative
+        self._narrative = _coerce.text(narrative)
 
     def set_output(self, output_data: dict[str, Any]) -> None:
         self._output = _coerce.mapping(output_data, "output_data")
@@ -175,12 +195,21 @@ class _RunActivation(Activation):
             run = state.run
             if run is None:
                 return
-            failed = handle._failed or (error is not None and not isinstance(error, GeneratorExit))
-            narrative = handle._narrative
+            if handle._failed or (
+                error is not None and not isinstance(error, GeneratorExit | CancelledError)
+            ):
+                status = RunStatus.FAILED
+            elif isinstance(error, CancelledError):  # the task was cancelled, e.g. a client hung up
+                status = RunStatus.CANCELLED
+            else:  # finished, or a generator holding the run was closed early by its consumer
+                status = RunStatus.COMPLETED
+            narrative = handle._narrative or (
+                "Run cancelled: its task was cancelled." if status == RunStatus.CANCELLED else ""
+            )
             with state.lock:
                 if handle._output is not None:
                     run.output_data = handle._output
-                run.complete(RunStatus.FAILED if failed else RunStatus.COMPLETED, narrative)
+                run.complete(status, narrative)
             assert run.completed_at is not None
             state.recorder.end(run, c.datetime_to_ns(run.completed_at))
         except Exception:
@@ -205,6 +234,7 @@ class run(_Scope):  # lowercase: used like a function, `@otel_decisions.run(...)
         *,
         directory: str | Path | None = None,
     ) -> None:
+        super().__init__()
         self.goal_id = goal_id
         self.goal_description = goal_description
         self.input_data = input_data
@@ -277,7 +307,7 @@ class DecisionHandle:
 
     def add_tokens(self, tokens: int) -> None:
         """Add LLM tokens spent on this decision (rolled into its outcome)."""
-        self.tokens_used += int(tokens)
+        self.tokens_used += _coerce.integer(tokens, "tokens")
 
     def set_outcome(
         self,
@@ -410,6 +440,7 @@ class decision(_Scope):  # lowercase: used like a function
         constraints: list[str] | None = None,
         context: dict[str, Any] | None = None,
     ) -> None:
+        super().__init__()
         self.node_id = node_id
         # Validation and encoding happen once, here, not on every call.
         if options is None:
@@ -491,6 +522,7 @@ class node(_Scope):  # lowercase: used like a function
     _kind = "node"
 
     def __init__(self, node_id: str) -> None:
+        super().__init__()
         self.node_id = _coerce.text(node_id) or "unknown"
 
     def _begin(self) -> Activation | None:
