@@ -448,11 +448,6 @@ RECORD_DECISION: Final = "decision"
 RECORD_OUTCOME: Final = "outcome"
 
 
-def is_ours(attributes: Mapping[str, Any]) -> bool:
-    """Whether a span with these attributes was recorded through this contract."""
-    return RUN_ID in attributes and EXECUTION_ID in attributes
-
-
 def record_kind(attributes: Mapping[str, Any]) -> str | None:
     """`run`, `decision`, `outcome`, or None for spans that are not ours."""
     if DECISION_ID in attributes:
@@ -550,11 +545,6 @@ def decision_from_span(span: SpanRecord, outcome_span: SpanRecord | None) -> Dec
     evaluation = data["evaluation"]
     data["evaluation"] = _validate(DecisionEvaluation, evaluation) if isinstance(evaluation, dict) else None
     return _validate(Decision, data)
-
-
-def outcome_from_span(span: SpanRecord) -> Outcome:
-    """The `Outcome` an outcome span records."""
-    return _validate(Outcome, _outcome_data(span))
 
 
 def problem_from_event(event: EventRecord) -> Problem:

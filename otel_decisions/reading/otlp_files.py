@@ -117,7 +117,7 @@ def _hex(value: Any) -> str:
 
 def _span(sp: dict[str, Any]) -> SpanRecord | None:
     attributes = _attributes(sp["attributes"]) if "attributes" in sp else {}
-    if RUN_ID not in attributes or EXECUTION_ID not in attributes:  # `contract.is_ours`, inlined
+    if RUN_ID not in attributes or EXECUTION_ID not in attributes:  # every span of ours carries both
         return None
     status = sp.get("status") or _NO_VALUE
     code = status.get("code", 0)
