@@ -12,20 +12,19 @@ can be kept open while agents run. Run lists are newest first.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from otel_decisions.analysis.decision_stats import OptionStat, RiskyOption, UnexploredOption
+from otel_decisions.analysis.facts import RunFacts
 from otel_decisions.analysis.failures import FailureAnalysis, analyze_failure
-from otel_decisions.analysis.patterns import (
-    PatternAnalysis,
-    compare_runs,
-    find_patterns,
-    node_performance,
-    suggest_improvements,
-)
+from otel_decisions.analysis.insights import GoalInsights, analyze_goal
+from otel_decisions.analysis.patterns import PatternAnalysis, compare_runs, find_patterns, node_performance
+from otel_decisions.analysis.run_shapes import LoopPattern, NodeHotspot
 from otel_decisions.contract import DECISION_DELEGATED_RUN_IDS, RUN_DELEGATED_FROM
-from otel_decisions.models import Run, RunStatus, RunSummary
-from otel_decisions.reading.run_store import RunStore
+from otel_decisions.models import Run, RunSummary
+from otel_decisions.reading.run_store import Progress, RunStore
 
 __all__ = ["BuilderQuery"]
 
@@ -33,8 +32,9 @@ __all__ = ["BuilderQuery"]
 class BuilderQuery:
     """Questions the Builder asks about recorded runs."""
 
-    def __init__(self, storage_path: str | Path) -> None:
-        self.storage = RunStore(storage_path)
+    def __init__(self, storage_path: str | Path, *, progress: Progress | None = None) -> None:
+        """`progress(bytes_read, bytes_total)` is called while span files are read (for a progress bar)."""
+        self.storage = RunStore(storage_path, progress=progress)
 
     # --- single runs -----------------------------------------------------------------------------
     def get_run_summary(self, run_id: str) -> RunSummary | None:
@@ -78,30 +78,72 @@ class BuilderQuery:
         return analyze_failure(run) if run is not None else None
 
     # --- across runs -----------------------------------------------------------------------------
+    # Cross-run questions read the store's compact run facts, never full runs: they stay fast and small
+    # over millions of spans. Full runs are loaded only for the runs a result returns.
     def list_runs_for_goal(self, goal_id: str) -> list[RunSummary]:
         """Summaries of the runs of `goal_id`, newest first."""
-        return [RunSummary.from_run(r) for r in self._goal_runs(goal_id)]
+        return self._summaries(f.run_id for f in self.storage.facts() if f.goal_id == goal_id)
 
     def get_recent_failures(self, limit: int = 10) -> list[RunSummary]:
         """Summaries of the newest failed runs, at most `limit`."""
-        failed = [r for r in self.storage.runs() if r.status == RunStatus.FAILED]
-        return [RunSummary.from_run(r) for r in failed[: max(0, limit)]]
+        failed = [f.run_id for f in self.storage.facts() if f.failed]
+        return self._summaries(failed[: max(0, limit)])
 
     def find_patterns(self, goal_id: str) -> PatternAnalysis | None:
         """Success rate, common failures, problematic nodes and choices of `goal_id`; None without runs."""
-        return find_patterns(goal_id, self._goal_runs(goal_id))
+        return find_patterns(goal_id, self._goal_facts(goal_id))
 
     def compare_runs(self, run_id_1: str, run_id_2: str) -> dict[str, Any]:
         """Differences between two runs, or `{"error": ...}` when either is missing."""
         return compare_runs(self.storage.load_run(run_id_1), self.storage.load_run(run_id_2))
 
     def suggest_improvements(self, goal_id: str) -> list[dict[str, Any]]:
-        """Prioritised improvement suggestions for `goal_id`."""
-        return suggest_improvements(goal_id, self._goal_runs(goal_id))
+        """Prioritised, evidence-backed improvement suggestions for `goal_id` (see `analysis.insights`)."""
+        insights = self.insights(goal_id)
+        return insights.suggestions if insights is not None else []
 
     def get_node_performance(self, node_id: str) -> dict[str, Any]:
         """Decision count, success rate, latency and tokens of `node_id` across all runs."""
-        return node_performance(node_id, self.storage.runs())
+        return node_performance(node_id, self.storage.facts())
 
-    def _goal_runs(self, goal_id: str) -> list[Run]:
-        return [r for r in self.storage.runs() if r.goal_id == goal_id]
+    # --- deeper analyses (beyond the seed) ---------------------------------------------------------
+    def insights(self, goal_id: str) -> GoalInsights | None:
+        """Every analysis of `goal_id` in one pass (patterns, options, loops, hot spots, suggestions)."""
+        return analyze_goal(goal_id, self._goal_facts(goal_id))
+
+    def option_stats(self, goal_id: str) -> list[OptionStat]:
+        """Counts and success rates per (node, intent, chosen option)."""
+        insights = self.insights(goal_id)
+        return insights.options if insights is not None else []
+
+    def risky_options(self, goal_id: str) -> list[RiskyOption]:
+        """Options over-represented in failed runs, with the statistic and the runs that show it."""
+        insights = self.insights(goal_id)
+        return insights.risky_options if insights is not None else []
+
+    def unexplored_options(self, goal_id: str) -> list[UnexploredOption]:
+        """Options offered but never chosen."""
+        insights = self.insights(goal_id)
+        return insights.unexplored_options if insights is not None else []
+
+    def loops(self, goal_id: str) -> list[LoopPattern]:
+        """Retry loops and flip-flops per decision point."""
+        insights = self.insights(goal_id)
+        return insights.loops if insights is not None else []
+
+    def hotspots(self, goal_id: str | None = None) -> list[NodeHotspot]:
+        """Latency and token totals per node (of `goal_id`, or of every run), the slowest first."""
+        facts = self.storage.facts() if goal_id is None else self._goal_facts(goal_id)
+        insights = analyze_goal(goal_id or "*", facts)
+        return insights.hotspots if insights is not None else []
+
+    def _goal_facts(self, goal_id: str) -> list[RunFacts]:
+        return [f for f in self.storage.facts() if f.goal_id == goal_id]
+
+    def _summaries(self, run_ids: Iterable[str]) -> list[RunSummary]:
+        summaries = []
+        for run_id in run_ids:
+            run = self.storage.load_run(run_id)
+            if run is not None:
+                summaries.append(RunSummary.from_run(run))
+        return summaries

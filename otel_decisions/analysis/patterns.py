@@ -1,7 +1,7 @@
 """What recurs across runs, and what to change: the seed's pattern, comparison and node queries.
 
-Pure functions over `Run` models (no storage, no OpenTelemetry), so the reader can feed them runs
-straight from spans. They take any iterable and make a single pass over runs and decisions, because
+Pure functions over run facts (`analysis.facts`; seed `Run` models are accepted too), with no storage
+and no OpenTelemetry, so the reader can feed them runs straight from spans. They take any iterable and make a single pass over runs and decisions, because
 they are meant to be run over a whole store (100k runs) without materialising it twice.
 """
 
@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Final
 
-from otel_decisions.models import Run, RunStatus
+from otel_decisions.analysis.evidence import Evidence
+from otel_decisions.analysis.facts import RunFacts, as_facts
+from otel_decisions.models import Run
 
-__all__ = ["PatternAnalysis", "compare_runs", "find_patterns", "node_performance", "suggest_improvements"]
+__all__ = ["PatternAnalysis", "PatternCounter", "compare_runs", "find_patterns", "node_performance"]
 
 #: A node is problematic above this failure rate (strictly).
 PROBLEMATIC_NODE_RATE: Final = 0.1
@@ -66,8 +68,12 @@ class PatternAnalysis:
         return "\n".join(lines)
 
 
-class _PatternCounter:
-    """Everything `find_patterns` needs, counted in one pass; dicts keep first-seen order for ties."""
+class PatternCounter:
+    """Everything `find_patterns` needs, counted in one pass; dicts keep first-seen order for ties.
+
+    It also keeps the evidence (run and decision ids) behind each failing node, each error and each
+    unsuccessful run, which the suggestions cite.
+    """
 
     def __init__(self) -> None:
         self.runs = 0
@@ -77,27 +83,39 @@ class _PatternCounter:
         self.node_failures: defaultdict[str, int] = defaultdict(int)
         self.types: defaultdict[str, int] = defaultdict(int)
         self.choices: dict[str, defaultdict[str, int]] = {}
+        self.node_evidence: defaultdict[str, Evidence] = defaultdict(Evidence)
+        self.error_evidence: defaultdict[str, Evidence] = defaultdict(Evidence)
+        self.unsuccessful_runs = Evidence()
 
-    def add(self, run: Run) -> None:
+    def add(self, run: RunFacts) -> None:
         self.runs += 1
-        if run.status == RunStatus.COMPLETED:
+        run_id = run.run_id
+        if run.completed:
             self.completed += 1
+        first_failed: str | None = None
         for decision in run.decisions:
             node = decision.node_id
             self.node_totals[node] += 1
-            if not decision.was_successful:
+            if decision.success is not True:
                 self.node_failures[node] += 1
+                self.node_evidence[node].add(run_id, decision.decision_id)
+                if first_failed is None:
+                    first_failed = decision.decision_id
                 # Only decisions that reported an outcome have an error to group by.
-                if decision.outcome is not None:
-                    self.failures[decision.outcome.error or UNKNOWN_FAILURE] += 1
-            self.types[decision.decision_type.value] += 1
-            chosen = decision.chosen_option
-            if chosen is not None:
+                if decision.success is False:
+                    error = decision.error or UNKNOWN_FAILURE
+                    self.failures[error] += 1
+                    self.error_evidence[error].add(run_id, decision.decision_id)
+            self.types[decision.decision_type] += 1
+            label = decision.chosen_label
+            if label is not None:
                 intent_key = decision.intent[:INTENT_KEY_CHARS]
                 per_intent = self.choices.get(intent_key)
                 if per_intent is None:
                     per_intent = self.choices[intent_key] = defaultdict(int)
-                per_intent[chosen.description] += 1
+                per_intent[label] += 1
+        if not run.completed:
+            self.unsuccessful_runs.add(run_id, first_failed)
 
     def result(self, goal_id: str) -> PatternAnalysis:
         # nlargest is documented equal to sorted(..., reverse=True)[:n] (stable), without sorting all.
@@ -125,62 +143,17 @@ class _PatternCounter:
         )
 
 
-def find_patterns(goal_id: str, runs: Iterable[Run]) -> PatternAnalysis | None:
+def find_patterns(goal_id: str, runs: Iterable[Run | RunFacts]) -> PatternAnalysis | None:
     """Patterns across `runs` (the caller's selection of the goal's runs); None when there are none.
 
     Success rate is completed runs over all runs, so running, stuck and cancelled runs count against it.
     """
-    counter = _PatternCounter()
-    for run in runs:
+    counter = PatternCounter()
+    for run in as_facts(runs):
         counter.add(run)
     if counter.runs == 0:
         return None
     return counter.result(goal_id)
-
-
-def suggest_improvements(goal_id: str, runs: Iterable[Run]) -> list[dict[str, Any]]:
-    """Prioritised suggestions from `find_patterns`: weak nodes, repeated errors, then the goal as a whole.
-
-    Each is `{type, target, reason, recommendation, priority}`; `[]` when there are no runs.
-    """
-    patterns = find_patterns(goal_id, runs)
-    if patterns is None:
-        return []
-    suggestions: list[dict[str, Any]] = []
-    for node_id, rate in patterns.problematic_nodes:
-        suggestions.append(
-            {
-                "type": "node_improvement",
-                "target": node_id,
-                "reason": f"Node has {rate:.1%} failure rate",
-                "recommendation": (
-                    f"Review and improve node '{node_id}' - high failure rate suggests prompt or tool issues"
-                ),
-                "priority": "high" if rate > 0.3 else "medium",
-            }
-        )
-    for error, count in patterns.common_failures:
-        if count >= 2:  # a one-off error is noise, not a pattern
-            suggestions.append(
-                {
-                    "type": "error_handling",
-                    "target": error,
-                    "reason": f"Error occurred {count} times",
-                    "recommendation": f"Add handling for: {error}",
-                    "priority": "high" if count >= 5 else "medium",
-                }
-            )
-    if patterns.success_rate < 0.8:
-        suggestions.append(
-            {
-                "type": "architecture",
-                "target": goal_id,
-                "reason": f"Goal success rate is only {patterns.success_rate:.1%}",
-                "recommendation": "Consider restructuring the agent graph or improving goal definition",
-                "priority": "high",
-            }
-        )
-    return suggestions
 
 
 def compare_runs(run_1: Run | None, run_2: Run | None) -> dict[str, Any]:
@@ -214,7 +187,7 @@ def compare_runs(run_1: Run | None, run_2: Run | None) -> dict[str, Any]:
     return {"run_1": _run_facts(run_1), "run_2": _run_facts(run_2), "differences": differences}
 
 
-def node_performance(node_id: str, runs: Iterable[Run]) -> dict[str, Any]:
+def node_performance(node_id: str, runs: Iterable[Run | RunFacts]) -> dict[str, Any]:
     """How one node's decisions fared across `runs`; decisions of other nodes are ignored.
 
     Latency is averaged over all the node's decisions, including those without an outcome (the seed's
@@ -222,17 +195,16 @@ def node_performance(node_id: str, runs: Iterable[Run]) -> dict[str, Any]:
     """
     total = successful = latency = tokens = 0
     types: defaultdict[str, int] = defaultdict(int)
-    for run in runs:
+    for run in as_facts(runs):
         for decision in run.decisions:
             if decision.node_id != node_id:
                 continue
             total += 1
-            if decision.was_successful:
+            if decision.success is True:
                 successful += 1
-            if decision.outcome is not None:
-                latency += decision.outcome.latency_ms
-                tokens += decision.outcome.tokens_used
-            types[decision.decision_type.value] += 1
+            latency += decision.latency_ms
+            tokens += decision.tokens
+            types[decision.decision_type] += 1
     return {
         "node_id": node_id,
         "total_decisions": total,

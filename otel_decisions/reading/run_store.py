@@ -14,15 +14,19 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
+from otel_decisions.analysis.facts import RunFacts
 from otel_decisions.contract import EXECUTION_ID, SpanRecord, run_from_spans
 from otel_decisions.models import Run, RunStatus, RunSummary
 from otel_decisions.reading.jaeger import JaegerSource, is_url
 from otel_decisions.reading.otlp_files import discover_files, paused_gc, read_new_lines
 from otel_decisions.reading.proto_files import is_binary_file, read_binary_file
 
-__all__ = ["RunStore"]
+__all__ = ["Progress", "RunStore"]
+
+Progress = Callable[[int, int], None]
 
 _logger = logging.getLogger(__name__)
 
@@ -37,8 +41,9 @@ class RunStore:
     """Read access to the runs recorded under `source` (a directory, a file, or a glob), or held by the
     Jaeger query service at an `http(s)://` URL (see `otel_decisions.reading.jaeger`)."""
 
-    def __init__(self, source: str | Path) -> None:
+    def __init__(self, source: str | Path, *, progress: Progress | None = None) -> None:
         self.source = source
+        self._progress = progress
         self._jaeger = JaegerSource.from_url(source) if isinstance(source, str) and is_url(source) else None
         self._files: dict[tuple[int, int], _FileState] = {}
         self._traces: dict[str, dict[str, SpanRecord]] = {}
@@ -105,6 +110,12 @@ class RunStore:
         """Every run, newest first."""
         self.refresh()
         return sorted(self._runs.values(), key=lambda r: r.started_at, reverse=True)
+
+    def facts(self) -> list[RunFacts]:
+        """The facts of every run, newest first."""
+        self.refresh()
+        by_trace = sorted(self._runs.items(), key=lambda kv: kv[1].started_at, reverse=True)
+        return [RunFacts.from_run(run, trace) for trace, run in by_trace]
 
     def execution_id(self, run_id: str) -> str | None:
         """The trace id of run `run_id`, or None."""
