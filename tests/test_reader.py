@@ -651,16 +651,25 @@ def test_read_new_lines_skips_every_bad_line_without_raising(tmp_path: Path) -> 
     data = b"\n".join(HOSTILE_LINES) + b"\n" + good + b'{"resourceSpans":[{"scope'  # and a torn tail
     path.write_bytes(data)
     received: list[SpanRecord] = []
+    lines: list[tuple[int, int]] = []
 
-    offset = read_new_lines(path, 0, received.extend, set())
+    def sink(spans: list[SpanRecord], offset: int, length: int) -> None:
+        received.extend(spans)
+        lines.append((offset, length))
+
+    offset = read_new_lines(path, 0, sink, set())
 
     assert offset == data.rindex(b"\n") + 1  # the torn tail is left for the next read
     assert [s.span_id for s in received] == ["1a2b3c4d5e6f7081"]
+    assert lines == [(data.index(good), len(good.rstrip(b"\n")))]  # where the line is, to re-read it
 
 
 def test_read_new_lines_on_missing_or_unreadable_paths_returns_the_offset(tmp_path: Path) -> None:
     received: list[SpanRecord] = []
 
-    assert read_new_lines(tmp_path / "missing.jsonl", 12, received.extend, set()) == 12
-    assert read_new_lines(tmp_path, 0, received.extend, set()) == 0  # a directory
+    def sink(spans: list[SpanRecord], offset: int, length: int) -> None:
+        received.extend(spans)
+
+    assert read_new_lines(tmp_path / "missing.jsonl", 12, sink, set()) == 12
+    assert read_new_lines(tmp_path, 0, sink, set()) == 0  # a directory
     assert received == []

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
@@ -43,7 +43,7 @@ class DecisionFacts:
     option_ids: tuple[str, ...]
     option_labels: tuple[str, ...]
     start_ns: int
-    sequence: int = 0
+    sequence: int = field(default=0, compare=False)  # order among decisions started together
     success: bool | None = None
     error: str | None = None
     tokens: int = 0
@@ -123,7 +123,6 @@ def as_facts(runs: Iterable[Run | RunFacts]) -> Iterator[RunFacts]:
     """`runs` as facts: the analyses accept seed `Run` models and reader facts alike."""
     for run in runs:
         yield run if isinstance(run, RunFacts) else RunFacts.from_run(run)
-
 
 
 def _elapsed_ms(start: datetime, end: datetime) -> int:

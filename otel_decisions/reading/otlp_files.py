@@ -19,7 +19,7 @@ import gc
 import glob
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -28,7 +28,7 @@ import orjson
 
 from otel_decisions.contract import EXECUTION_ID, RUN_ID, EventRecord, SpanRecord
 
-__all__ = ["discover_files", "parse_line", "paused_gc", "read_new_lines"]
+__all__ = ["LineSink", "discover_files", "parse_line", "paused_gc", "read_lines", "read_new_lines"]
 
 _logger = logging.getLogger(__name__)
 
@@ -190,60 +190,109 @@ def parse_line(line: bytes | str | memoryview) -> list[SpanRecord]:
         raise ValueError(f"not an OTLP TracesData object: {exc}") from exc
 
 
+#: Files are read in blocks of this size, so memory stays flat however large a file is.
+BLOCK_BYTES: Final = 16 << 20
+
+#: `sink(spans, line_offset, line_length)`: the spans of one line and where the line is in the file.
+LineSink = Callable[[list[SpanRecord], int, int], None]
+
+
 def read_new_lines(
-    path: Path, offset: int, sink: Callable[[list[SpanRecord]], None], warned: set[tuple[str, int]]
+    path: Path,
+    offset: int,
+    sink: LineSink,
+    warned: set[tuple[str, int]],
+    on_bytes: Callable[[int], None] | None = None,
 ) -> int:
     """Parse the complete lines of `path` from byte `offset` into `sink`; return the new offset.
 
-    An incomplete last line is not consumed (the next read retries it once a writer completes it)
-    and is reported once; a complete line that does not parse is skipped with a warning.
+    The file is read block by block (`on_bytes` is told each block's size, for progress bars). An
+    incomplete last line is not consumed (the next read retries it once a writer completes it) and is
+    reported once; a complete line that does not parse is skipped with a warning.
     """
+    position = offset  # file offset of pending[0]
+    pending = b""
+    parsed_any = False
     try:
         with open(path, "rb") as f:
             f.seek(offset)
-            data = f.read()
+            while block := f.read(BLOCK_BYTES):
+                if on_bytes is not None:
+                    on_bytes(len(block))
+                pending = pending + block if pending else block
+                end = pending.rfind(b"\n") + 1
+                if end == 0:
+                    continue  # no complete line yet: a long line spans blocks
+                _parse_lines(path, pending, end, position, sink)
+                parsed_any = True
+                position += end
+                pending = pending[end:]
     except OSError as exc:
         _logger.warning("otel_decisions: cannot read %s: %s", path, exc)
-        return offset
-    if not data:
-        return offset
-    end = data.rfind(b"\n") + 1
-    tail = data[end:]
-    if tail.strip():
-        if offset == 0 and end == 0 and _whole_document(tail, path, sink):
-            return len(data)
-        key = (str(path), offset + end)
+        return position
+    if pending.strip():
+        if offset == 0 and not parsed_any and _whole_document(pending, path, sink):
+            return len(pending)
+        key = (str(path), position)
         if key not in warned:
             warned.add(key)
             _logger.warning(
                 "otel_decisions: skipping an incomplete last line in %s (%d bytes at offset %d)",
                 path,
-                len(tail),
-                offset + end,
+                len(pending),
+                position,
             )
-    view = memoryview(data)  # lines are parsed in place: no copy of a file that may be gigabytes
+    return position
+
+
+def _parse_lines(path: Path, data: bytes, end: int, position: int, sink: LineSink) -> None:
+    view = memoryview(data)  # lines are parsed in place, without a copy each
     start = 0
     while start < end:
         stop = data.find(b"\n", start, end)
         if stop > start:
             try:
-                sink(parse_line(view[start:stop]))
+                spans = parse_line(view[start:stop])
             except ValueError as exc:
                 if data[start:stop].strip():  # blank lines are fine
                     _logger.warning(
                         "otel_decisions: skipping an unreadable line in %s at offset %d: %s",
                         path,
-                        offset + start,
+                        position + start,
                         exc,
                     )
+            else:
+                if spans:
+                    sink(spans, position + start, stop - start)
         start = stop + 1
-    return offset + end
 
 
-def _whole_document(data: bytes, path: Path, sink: Callable[[list[SpanRecord]], None]) -> bool:
+def read_lines(path: Path, lines: Iterable[tuple[int, int]]) -> Iterator[list[SpanRecord]]:
+    """The spans of each line at (offset, length) (from a previous `read_new_lines`), in one open.
+
+    A line that is gone (the file was removed or rewritten) is skipped with a warning.
+    """
+    try:
+        with open(path, "rb") as f:
+            for offset, length in lines:
+                f.seek(offset)
+                data = f.read(length)
+                try:
+                    if len(data) != length:
+                        raise ValueError("the file is shorter than when it was read")
+                    yield parse_line(data)
+                except ValueError as exc:
+                    _logger.warning("otel_decisions: cannot re-read %s at offset %d: %s", path, offset, exc)
+    except OSError as exc:
+        _logger.warning("otel_decisions: cannot re-read %s: %s", path, exc)
+
+
+def _whole_document(data: bytes, path: Path, sink: LineSink) -> bool:
     """A file that is one JSON document without a final newline (e.g. a saved Jaeger response)."""
     try:
-        sink(parse_line(data))
+        spans = parse_line(data)
     except ValueError:
         return False
+    if spans:
+        sink(spans, 0, len(data))
     return True
