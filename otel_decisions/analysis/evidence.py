@@ -41,6 +41,22 @@ class Evidence:
             if len(self.decisions) < EVIDENCE_LIMIT:
                 self.decisions.append((run_id, decision_id))
 
+    @classmethod
+    def of(cls, decisions: list[tuple[str, str]]) -> Evidence:
+        """Evidence from (run id, decision id) pairs in any order (a run's pairs need not be adjacent)."""
+        evidence = cls()
+        seen: set[str] = set()
+        for run_id, decision_id in decisions:
+            if run_id not in seen:
+                seen.add(run_id)
+                evidence.run_count += 1
+                if len(evidence.run_ids) < EVIDENCE_LIMIT:
+                    evidence.run_ids.append(run_id)
+            evidence.decision_count += 1
+            if len(evidence.decisions) < EVIDENCE_LIMIT:
+                evidence.decisions.append((run_id, decision_id))
+        return evidence
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "run_ids": list(self.run_ids),

@@ -14,6 +14,7 @@ run), so memory stays bounded however many runs are scanned.
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -153,11 +154,11 @@ class RunShapeCounter:
         if len(ds) < 3:
             return
         labels = [_label(d) for d in ds]
-        changes = sum(1 for a, b in zip(labels, labels[1:], strict=False) if a != b)
+        changes = sum(1 for a, b in itertools.pairwise(labels) if a != b)
         if changes < 2:
             return
         left: set[str] = set()
-        for previous, label in zip(labels, labels[1:], strict=False):
+        for previous, label in itertools.pairwise(labels):
             if label != previous:
                 left.add(previous)
                 if label in left:  # came back to an option it had switched away from
@@ -220,9 +221,8 @@ class RunShapeCounter:
         for node, count in self._decisions.items():
             latencies = sorted(self._latencies.get(node, ()))
             total = sum(latencies)
-            evidence = Evidence()
-            for _latency, run_id, decision_id in sorted(self._slow_by_node.get(node, ()), reverse=True):
-                evidence.add(run_id, decision_id)
+            slowest = sorted(self._slow_by_node.get(node, ()), reverse=True)
+            evidence = Evidence.of([(run_id, decision_id) for _latency, run_id, decision_id in slowest])
             spots.append(
                 NodeHotspot(
                     node_id=node,
