@@ -188,7 +188,9 @@ def _evidence_suggestions(insights: GoalInsights) -> list[dict[str, Any]]:
             reason = f"{loop.runs} runs repeated '{loop.intent}' up to {loop.longest} times in a row"
             advice = "Cap retries or change strategy after a failed attempt"
         else:
-            reason = f"{loop.runs} runs switched back and forth at '{loop.intent}' ({' → '.join(loop.example)})"
+            reason = (
+                f"{loop.runs} runs switched back and forth at '{loop.intent}' ({' → '.join(loop.example)})"
+            )
             advice = "Make the choice criteria decisive, or remember why an option was abandoned"
         out.append(
             _suggestion(
@@ -244,4 +246,3 @@ def _best_alternative(options: list[OptionStat], risky: RiskyOption) -> str | No
         return None
     best = max(same_point, key=lambda o: (1 - o.failed_runs / o.runs if o.runs else 0.0, o.chosen))
     return best.option if best.failed_runs / best.runs < risky.failure_rate_with else None
-

@@ -1,8 +1,8 @@
 """What recurs across runs, and what to change: the seed's pattern, comparison and node queries.
 
 Pure functions over run facts (`analysis.facts`; seed `Run` models are accepted too), with no storage
-and no OpenTelemetry, so the reader can feed them runs straight from spans. They take any iterable and make a single pass over runs and decisions, because
-they are meant to be run over a whole store (100k runs) without materialising it twice.
+and no OpenTelemetry, so the reader can feed them runs straight from spans. They take any iterable and
+make a single pass over runs and decisions: they are meant to run over a whole store.
 """
 
 from __future__ import annotations
