@@ -772,6 +772,34 @@ def node_run(failed: int, total: int, node: str = "n", status: RunStatus = RunSt
     return run
 
 
+SEED_SUGGESTION_TYPES = ("node_improvement", "error_handling", "architecture")
+SEED_SUGGESTION_KEYS = ["type", "target", "reason", "recommendation", "priority"]
+
+
+def seed_part(suggestions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The seed's suggestions as the seed returns them (no `evidence` key).
+
+    Every suggestion has the seed's keys in the seed's order plus `evidence`; the seed's rules come
+    first, before any evidence-based rule (which the seed does not have).
+    """
+    for suggestion in suggestions:
+        assert list(suggestion) == [*SEED_SUGGESTION_KEYS, "evidence"]
+    kinds = [s["type"] for s in suggestions]
+    count = sum(kind in SEED_SUGGESTION_TYPES for kind in kinds)
+    assert all(kind in SEED_SUGGESTION_TYPES for kind in kinds[:count]), kinds
+    return [{k: v for k, v in s.items() if k != "evidence"} for s in suggestions[:count]]
+
+
+def evidence_of(run_ids: list[str], decisions: list[tuple[str, str]]) -> dict[str, Any]:
+    """The evidence dict citing `run_ids` and `(run id, decision id)` pairs (fewer than the limit)."""
+    return {
+        "run_ids": run_ids,
+        "decisions": [{"run_id": run_id, "decision_id": dec_id} for run_id, dec_id in decisions],
+        "run_count": len(run_ids),
+        "decision_count": len(decisions),
+    }
+
+
 def test_suggest_improvements_is_empty_without_runs() -> None:
     assert suggest_improvements("goal", []) == []
 
@@ -784,7 +812,8 @@ def test_suggest_improvements_is_empty_for_a_healthy_goal() -> None:
 
 def test_suggest_improvements_node_improvement_priority_high_above_thirty_percent() -> None:
     runs = [node_run(4, 10, "search"), node_run(3, 10, "write"), node_run(2, 10, "plan")]
-    assert suggest_improvements("goal", runs) == [
+    suggestions = suggest_improvements("goal", runs)
+    assert seed_part(suggestions) == [
         {
             "type": "node_improvement",
             "target": node,
@@ -800,6 +829,11 @@ def test_suggest_improvements_node_improvement_priority_high_above_thirty_percen
             ("plan", "Node has 20.0% failure rate", "medium"),
         ]
     ]
+    # The evidence of a weak node: its run, and every decision of the node that did not succeed.
+    assert [s["evidence"] for s in suggestions[:3]] == [
+        evidence_of([f"run_{node}"], [(f"run_{node}", f"dec_{i}") for i in range(failed)])
+        for node, failed in [("search", 4), ("write", 3), ("plan", 2)]
+    ]
 
 
 def test_suggest_improvements_error_handling_needs_two_occurrences_and_is_high_from_five() -> None:
@@ -809,7 +843,7 @@ def test_suggest_improvements_error_handling_needs_two_occurrences_and_is_high_f
             add(run, False, node="n", error=error)
     add(run, False, node="n")
     add(run, False, node="n")
-    suggestions = [s for s in suggest_improvements("goal", [run]) if s["type"] == "error_handling"]
+    suggestions = [s for s in seed_part(suggest_improvements("goal", [run])) if s["type"] == "error_handling"]
     assert suggestions == [
         {
             "type": "error_handling",
@@ -825,11 +859,27 @@ def test_suggest_improvements_error_handling_needs_two_occurrences_and_is_high_f
             ("Unknown error", 2, "medium"),
         ]
     ]
+    # The evidence of an error: the decisions whose outcome failed with it (dec_11, "once", is alone).
+    evidence = {
+        s["target"]: s["evidence"]
+        for s in suggest_improvements("goal", [run])
+        if s["type"] == "error_handling"
+    }
+    assert evidence == {
+        error: evidence_of(["run_1"], [("run_1", f"dec_{i}") for i in indexes])
+        for error, indexes in [
+            ("rate limit", range(0, 5)),
+            ("timeout", range(5, 9)),
+            ("parse", range(9, 11)),
+            ("Unknown error", range(12, 14)),
+        ]
+    }
 
 
 def test_suggest_improvements_architecture_when_success_rate_below_eighty_percent() -> None:
     runs = runs_with_statuses(RunStatus.COMPLETED, RunStatus.FAILED)
-    assert suggest_improvements("goal", runs) == [
+    suggestions = suggest_improvements("goal", runs)
+    assert seed_part(suggestions) == [
         {
             "type": "architecture",
             "target": "goal",
@@ -838,6 +888,9 @@ def test_suggest_improvements_architecture_when_success_rate_below_eighty_percen
             "priority": "high",
         }
     ]
+    assert len(suggestions) == 1
+    # The evidence: the run that did not complete; it made no decision, so none is cited.
+    assert suggestions[0]["evidence"] == evidence_of(["run_1"], [])
 
 
 def test_suggest_improvements_orders_nodes_then_errors_then_architecture() -> None:

@@ -8,7 +8,8 @@ Three questions, answered in one pass over run facts:
   table: failed or completed × chose the option or not. A one-sided Fisher exact test gives the
   probability of seeing at least that many failed runs among those choosing the option if the option
   made no difference; Benjamini–Hochberg q-values are reported next to it because a goal tests many
-  options at once. An option is flagged when at least `MIN_FAILED_RUNS` failed runs chose it, its
+  options at once (every option chosen at a point counts as a test, which keeps q conservative). An
+  option is flagged when at least `MIN_FAILED_RUNS` failed runs chose it, its
   failure rate is higher than the others' and p ≤ `SIGNIFICANCE`.
 - **Which options were offered but never chosen?** (`UnexploredOption`)
 

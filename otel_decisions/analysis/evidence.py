@@ -27,7 +27,7 @@ class Evidence:
     decisions: list[tuple[str, str]] = field(default_factory=list)  # (run id, decision id)
     run_count: int = 0
     decision_count: int = 0
-    _last_run: str = ""
+    _last_run: str | None = None
 
     def add(self, run_id: str, decision_id: str | None = None) -> None:
         """Count `run_id` (once per consecutive run: runs are added one after another) and `decision_id`."""

@@ -183,7 +183,10 @@ def _evidence_suggestions(insights: GoalInsights) -> list[dict[str, Any]]:
                 risky.evidence.to_dict(),
             )
         )
-    for loop in [lp for lp in insights.loops if lp.runs >= MIN_LOOP_RUNS][:MAX_PER_RULE]:
+    widespread = [lp for lp in insights.loops if lp.runs >= MIN_LOOP_RUNS]
+    retry_loops = [lp for lp in widespread if lp.kind == RETRY_LOOP][:MAX_PER_RULE]
+    flip_flops = [lp for lp in widespread if lp.kind != RETRY_LOOP][:MAX_PER_RULE]
+    for loop in retry_loops + flip_flops:
         if loop.kind == RETRY_LOOP:
             reason = f"{loop.runs} runs repeated '{loop.intent}' up to {loop.longest} times in a row"
             advice = "Cap retries or change strategy after a failed attempt"
@@ -217,16 +220,16 @@ def _evidence_suggestions(insights: GoalInsights) -> list[dict[str, Any]]:
         )
     if len(insights.hotspots) >= 2:
         for spot in insights.hotspots:
-            for kind, share, what in (
-                ("latency_hotspot", spot.latency_share, f"{spot.total_latency_ms} ms"),
-                ("token_hotspot", spot.token_share, f"{spot.total_tokens} tokens"),
+            for kind, share, noun, what in (
+                ("latency_hotspot", spot.latency_share, "latency", f"{spot.total_latency_ms} ms"),
+                ("token_hotspot", spot.token_share, "tokens", f"{spot.total_tokens} tokens"),
             ):
                 if share >= HOTSPOT_SHARE:
                     out.append(
                         _suggestion(
                             kind,
                             spot.node_id,
-                            f"Node accounts for {share:.0%} of the goal's {kind.split('_')[0]} ({what})",
+                            f"Node accounts for {share:.0%} of the goal's {noun} ({what})",
                             f"Optimise node '{spot.node_id}' first: cache, batch, or use a smaller model",
                             "low",
                             spot.evidence.to_dict(),
@@ -236,13 +239,14 @@ def _evidence_suggestions(insights: GoalInsights) -> list[dict[str, Any]]:
 
 
 def _best_alternative(options: list[OptionStat], risky: RiskyOption) -> str | None:
-    """The best-doing other option chosen at the same decision point, if any did better."""
-    same_point = [
-        o
-        for o in options
-        if o.node_id == risky.node_id and o.intent == risky.intent and o.option != risky.option
-    ]
-    if not same_point:
+    """The other option chosen at the same decision point whose runs failed least, if they failed less.
+
+    Both sides are compared on the same measure: the share of the runs choosing the option that failed.
+    """
+    same_point = [o for o in options if o.node_id == risky.node_id and o.intent == risky.intent and o.runs]
+    own = next((o for o in same_point if o.option == risky.option), None)
+    others = [o for o in same_point if o.option != risky.option]
+    if own is None or not others:
         return None
-    best = max(same_point, key=lambda o: (1 - o.failed_runs / o.runs if o.runs else 0.0, o.chosen))
-    return best.option if best.failed_runs / best.runs < risky.failure_rate_with else None
+    best = min(others, key=lambda o: (o.failed_runs / o.runs, -o.chosen))
+    return best.option if best.failed_runs / best.runs < own.failed_runs / own.runs else None

@@ -252,7 +252,9 @@ class RunShapeCounter:
             return []
         first = min(ns for ns, _ in self._starts) // 1_000_000_000
         last = max(ns for ns, _ in self._starts) // 1_000_000_000
-        width = next((w for w in _BUCKET_SECONDS if (last - first) // w < MAX_BUCKETS), _BUCKET_SECONDS[-1])
+        width = next((w for w in _BUCKET_SECONDS if (last - (first - first % w)) // w < MAX_BUCKETS), 0)
+        if not width:  # more than MAX_BUCKETS years: equal widths, so buckets still span at most MAX
+            width = -(-(last - first + 1) // (MAX_BUCKETS - 1))
         origin = first - first % width
         counts: dict[int, list[int]] = {}
         for ns, status in self._starts:
