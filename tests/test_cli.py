@@ -642,3 +642,44 @@ def test_the_module_and_the_package_main_both_run(tmp_path: Path) -> None:
             "demo",
         ):
             assert command in result.stdout
+
+
+# ------------------------------------------------------------------------------------------------ report
+def test_report_writes_one_self_contained_html_file(
+    capsys: pytest.CaptureFixture[str], store: Store, tmp_path: Path
+) -> None:
+    target = tmp_path / "report.html"
+    code, out, err = cli(capsys, "report", GOAL_ID, "--source", str(store.directory), "-o", str(target))
+
+    assert (code, err) == (0, ""), err
+    assert str(target) in out
+    html = target.read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
+    assert "<script" not in html and "<link" not in html
+    for failed in store.failed_ids(GOAL_ID)[:3]:
+        assert failed in html  # the evidence is there to click through to
+
+
+def test_report_json_and_unwritable_target(
+    capsys: pytest.CaptureFixture[str], store: Store, tmp_path: Path
+) -> None:
+    target = tmp_path / "r.html"
+    data = cli_json(capsys, store, "report", GOAL_ID, "-o", str(target))
+    assert data == {
+        "goal_id": GOAL_ID,
+        "path": str(target),
+        "runs": len(store.run_ids(GOAL_ID)),
+        "suggestions": len(store.query.suggest_improvements(GOAL_ID)),
+    }
+
+    code, out, err = cli(
+        capsys,
+        "report",
+        GOAL_ID,
+        "--source",
+        str(store.directory),
+        "-o",
+        str(tmp_path / "missing" / "r.html"),
+    )
+    assert code == 2 and out == ""
+    assert err.startswith("otel-decisions: error: cannot write the report") and err.count("\n") == 1

@@ -8,6 +8,7 @@ Usage::
     otel-decisions analyze RUN_ID                # failure analysis + the run's suspect decisions
     otel-decisions patterns GOAL                 # patterns, per-option stats, risky/unexplored options, loops
     otel-decisions suggest GOAL                  # suggestions, each with its evidence run/decision ids
+    otel-decisions report GOAL [-o FILE]         # one self-contained HTML report with charts
     otel-decisions compare RUN_A RUN_B           # side by side, and where they differ
     otel-decisions nodes [--goal G]              # per node: decisions, success, latency, tokens, shares
     otel-decisions demo [--dir PATH] [--runs N]  # record the calculator agent, print the analysis
@@ -34,7 +35,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from otel_decisions.cli._goals import nodes, patterns, suggest
+from otel_decisions.cli._goals import nodes, patterns, report, suggest
 from otel_decisions.cli._output import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -177,6 +178,19 @@ def _parser() -> argparse.ArgumentParser:
         "suggest", "improvement suggestions for a goal, with the evidence behind each", suggest, [source]
     )
     sub.add_argument("goal", metavar="GOAL")
+
+    sub = command(
+        "report", "write a self-contained HTML report of a goal (charts, evidence)", report, [source]
+    )
+    sub.add_argument("goal", metavar="GOAL")
+    sub.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("report.html"),
+        metavar="FILE",
+        help="where to write the report (default: report.html)",
+    )
 
     sub = command("compare", "compare two runs", compare, [source])
     sub.add_argument("run_a", metavar="RUN_A")

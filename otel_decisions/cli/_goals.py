@@ -1,18 +1,28 @@
-"""Commands about a goal's runs as a whole: `patterns`, `suggest`, `nodes`."""
+"""Commands about a goal's runs as a whole: `patterns`, `suggest`, `report`, `nodes`."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+from otel_decisions._config import default_directory
 from otel_decisions.analysis.decision_stats import SIGNIFICANCE
 from otel_decisions.analysis.insights import GoalInsights, analyze_goal
 from otel_decisions.analysis.patterns import node_performance
-from otel_decisions.cli._output import Column, clip, evidence_lines, percent, print_json, table
+from otel_decisions.cli._output import (
+    EXIT_USAGE,
+    CliError,
+    Column,
+    clip,
+    evidence_lines,
+    percent,
+    print_json,
+    table,
+)
 from otel_decisions.cli._runs import risky_table
 from otel_decisions.cli._source import goal_facts, open_query
 
-__all__ = ["nodes", "patterns", "suggest"]
+__all__ = ["nodes", "patterns", "report", "suggest"]
 
 
 def _insights(args: argparse.Namespace) -> GoalInsights:
@@ -167,6 +177,35 @@ def _suggestion_lines(n: int, s: dict[str, Any]) -> list[str]:
         f"   Recommendation: {s['recommendation']}",
         *evidence_lines(s.get("evidence", {})),
     ]
+
+
+# --- report --------------------------------------------------------------------------------------
+def report(args: argparse.Namespace) -> int:
+    from otel_decisions.report import write_report  # only this command needs the renderer
+
+    insights = _insights(args)
+    source = args.source if args.source is not None else str(default_directory())
+    try:
+        path = write_report(insights, args.output, source=source)
+    except OSError as exc:
+        raise CliError(
+            f"cannot write the report to {args.output}: {exc.strerror or exc}", EXIT_USAGE
+        ) from exc
+    if args.json:
+        print_json(
+            {
+                "goal_id": insights.goal_id,
+                "path": str(path),
+                "runs": insights.patterns.run_count,
+                "suggestions": len(insights.suggestions),
+            }
+        )
+        return 0
+    print(
+        f"Wrote {path}: goal '{insights.goal_id}', {insights.patterns.run_count} runs, "
+        f"{len(insights.suggestions)} suggestions. Open it in a browser (it needs no server or network)."
+    )
+    return 0
 
 
 # --- nodes ---------------------------------------------------------------------------------------
