@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from otel_decisions.analysis.decision_stats import OptionStat, RiskyOption, UnexploredOption
 from otel_decisions.analysis.facts import RunFacts
@@ -25,6 +25,11 @@ from otel_decisions.analysis.run_shapes import LoopPattern, NodeHotspot
 from otel_decisions.contract import DECISION_DELEGATED_RUN_IDS, RUN_DELEGATED_FROM
 from otel_decisions.models import Run, RunSummary
 from otel_decisions.reading.run_store import Progress, RunStore
+
+if TYPE_CHECKING:
+    from anthropic import Anthropic
+
+    from otel_decisions.analysis.llm import LLMSuggestionReport
 
 __all__ = ["BuilderQuery"]
 
@@ -136,6 +141,33 @@ class BuilderQuery:
         facts = self.storage.facts() if goal_id is None else self._goal_facts(goal_id)
         insights = analyze_goal(goal_id or "*", facts)
         return insights.hotspots if insights is not None else []
+
+    def suggest_with_llm(
+        self, goal_id: str, *, model: str | None = None, client: Anthropic | None = None
+    ) -> LLMSuggestionReport | None:
+        """Claude's suggestions for `goal_id` from a redacted evidence pack; None without runs.
+
+        Only suggestions citing runs and decisions that exist are kept (the rest are counted). Needs
+        `otel-decisions[claude]` and `ANTHROPIC_API_KEY` (`ANTHROPIC_BASE_URL` is honoured); raises
+        `ConfigError` without them and `LLMError` when the API fails. See `analysis.llm`.
+        """
+        from otel_decisions.analysis.llm import suggest_with_claude  # the optional part of the Builder
+
+        insights = self.insights(goal_id)
+        if insights is None:
+            return None
+
+        def decision_exists(run_id: str, decision_id: str) -> bool:
+            facts = self.storage.run_facts(run_id)
+            return facts is not None and any(d.decision_id == decision_id for d in facts.decisions)
+
+        return suggest_with_claude(
+            insights,
+            run_exists=lambda run_id: self.storage.run_facts(run_id) is not None,
+            decision_exists=decision_exists,
+            client=client,
+            model=model,
+        )
 
     def _goal_facts(self, goal_id: str) -> list[RunFacts]:
         return [f for f in self.storage.facts() if f.goal_id == goal_id]

@@ -7,7 +7,7 @@ Usage::
     otel-decisions failures [--goal G] [--limit N]   # newest failed runs: failure point, root cause
     otel-decisions analyze RUN_ID                # failure analysis + the run's suspect decisions
     otel-decisions patterns GOAL                 # patterns, per-option stats, risky/unexplored options, loops
-    otel-decisions suggest GOAL                  # suggestions, each with its evidence run/decision ids
+    otel-decisions suggest GOAL [--llm]          # suggestions with their evidence ids (--llm: ask Claude too)
     otel-decisions report GOAL [-o FILE]         # one self-contained HTML report with charts
     otel-decisions compare RUN_A RUN_B           # side by side, and where they differ
     otel-decisions nodes [--goal G]              # per node: decisions, success, latency, tokens, shares
@@ -178,6 +178,17 @@ def _parser() -> argparse.ArgumentParser:
         "suggest", "improvement suggestions for a goal, with the evidence behind each", suggest, [source]
     )
     sub.add_argument("goal", metavar="GOAL")
+    sub.add_argument(
+        "--llm",
+        action="store_true",
+        help="also ask Claude, from a redacted evidence pack (needs otel-decisions[claude] and "
+        "ANTHROPIC_API_KEY; ANTHROPIC_BASE_URL is honoured)",
+    )
+    sub.add_argument(
+        "--model",
+        default=None,
+        help="Claude model (default: $OTEL_DECISIONS_LLM_MODEL, else a current Sonnet)",
+    )
 
     sub = command(
         "report", "write a self-contained HTML report of a goal (charts, evidence)", report, [source]

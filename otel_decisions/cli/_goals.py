@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from otel_decisions._config import default_directory
+from otel_decisions._exceptions import ConfigError
 from otel_decisions.analysis.decision_stats import SIGNIFICANCE
 from otel_decisions.analysis.insights import GoalInsights, analyze_goal
 from otel_decisions.analysis.patterns import node_performance
 from otel_decisions.cli._output import (
+    EXIT_ERROR,
     EXIT_USAGE,
     CliError,
     Column,
@@ -21,6 +23,9 @@ from otel_decisions.cli._output import (
 )
 from otel_decisions.cli._runs import risky_table
 from otel_decisions.cli._source import goal_facts, open_query
+
+if TYPE_CHECKING:
+    from otel_decisions.analysis.llm import LLMSuggestionReport
 
 __all__ = ["nodes", "patterns", "report", "suggest"]
 
@@ -151,23 +156,48 @@ def patterns(args: argparse.Namespace) -> int:
 def suggest(args: argparse.Namespace) -> int:
     insights = _insights(args)
     suggestions = insights.suggestions  # = query.suggest_improvements(goal): deterministic rules
-    # --- LLM suggestions: reserved ------------------------------------------------------------------
-    # `suggest GOAL --llm` (added by the lead engineer) asks the Builder LLM for suggestions from the
-    # same `insights`. They go here: under their own JSON key ("llm") and their own heading in the text,
-    # after the rule-based ones, each with the evidence ids it cites.
-    # -----------------------------------------------------------------------------------------------
+    llm = _llm_report(args, insights) if args.llm else None
     if args.json:
-        print_json({"goal_id": insights.goal_id, "suggestions": suggestions})
+        document: dict[str, Any] = {"goal_id": insights.goal_id, "suggestions": suggestions}
+        if llm is not None:
+            document["llm"] = llm.to_dict()
+        print_json(document)
         return 0
     runs = insights.patterns.run_count
     if not suggestions:
         print(f"No suggestions for goal '{insights.goal_id}': nothing stands out in its {runs} runs.")
-        return 0
-    print(f"Suggestions for goal '{insights.goal_id}' ({len(suggestions)}, from {runs} runs):")
-    for n, s in enumerate(suggestions, 1):
+    else:
+        print(f"Suggestions for goal '{insights.goal_id}' ({len(suggestions)}, from {runs} runs):")
+        for n, s in enumerate(suggestions, 1):
+            print()
+            print("\n".join(_suggestion_lines(n, s)))
+    if llm is not None:
         print()
-        print("\n".join(_suggestion_lines(n, s)))
+        print(llm)
     return 0
+
+
+def _llm_report(args: argparse.Namespace, insights: GoalInsights) -> LLMSuggestionReport:
+    """Claude's suggestions from the same insights; every failure is one line (ConfigError, LLMError)."""
+    from otel_decisions.analysis.llm import LLMError, suggest_with_claude
+
+    query, _source = open_query(args)
+
+    def decision_exists(run_id: str, decision_id: str) -> bool:
+        facts = query.storage.run_facts(run_id)
+        return facts is not None and any(d.decision_id == decision_id for d in facts.decisions)
+
+    try:
+        return suggest_with_claude(
+            insights,
+            run_exists=lambda run_id: query.storage.run_facts(run_id) is not None,
+            decision_exists=decision_exists,
+            model=args.model,
+        )
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    except LLMError as exc:
+        raise CliError(str(exc), EXIT_ERROR) from exc
 
 
 def _suggestion_lines(n: int, s: dict[str, Any]) -> list[str]:

@@ -201,6 +201,12 @@ class RunStore:
                 self._sorted = built
             return self._sorted
 
+    def run_facts(self, run_id: str) -> RunFacts | None:
+        """The facts of run `run_id`, or None."""
+        self.refresh()
+        trace_id = self._by_run_id.get(run_id)
+        return self._traces[trace_id].facts.facts() if trace_id is not None else None
+
     def execution_id(self, run_id: str) -> str | None:
         """The trace id of run `run_id`, or None."""
         self.refresh()
