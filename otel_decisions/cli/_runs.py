@@ -13,6 +13,7 @@ from otel_decisions.analysis.facts import RunFacts
 from otel_decisions.analysis.patterns import INTENT_KEY_CHARS
 from otel_decisions.cli._output import (
     EXIT_NOT_FOUND,
+    PROG,
     CliError,
     Column,
     evidence_lines,
@@ -86,6 +87,11 @@ def demo(args: argparse.Namespace) -> int:
         for r in failed:
             expression = r.input_data.get("expression", "")
             print(f"  {r.id}  trace {query.execution_id(r.id)}  {expression}")
+    source = "" if args.dir is None else f" --source {args.dir}"
+    print(
+        f"\nNext: `{PROG} suggest {GOAL_ID}{source}` (each suggestion with its evidence), "
+        f"`{PROG} report {GOAL_ID}{source} -o report.html` (charts in one HTML file)."
+    )
     return 0
 
 
