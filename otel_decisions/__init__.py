@@ -16,6 +16,7 @@ from otel_decisions.analysis.builder_query import BuilderQuery
 from otel_decisions.analysis.failures import FailureAnalysis
 from otel_decisions.analysis.patterns import PatternAnalysis
 from otel_decisions.export.pipeline import configure
+from otel_decisions.integrations.anthropic_calls import instrument_anthropic, uninstrument_anthropic
 from otel_decisions.models import (
     Decision,
     DecisionEvaluation,
@@ -67,7 +68,9 @@ __all__ = [
     "decision",
     "extract",
     "inject",
+    "instrument_anthropic",
     "node",
     "propagate_context",
     "run",
+    "uninstrument_anthropic",
 ]

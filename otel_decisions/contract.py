@@ -119,6 +119,10 @@ OUTCOME_TOKENS: Final = "otel_decisions.outcome.tokens_used"
 OUTCOME_LATENCY: Final = "otel_decisions.outcome.latency_ms"
 OUTCOME_EXTRA: Final = "otel_decisions.outcome.extra"
 
+# --- spans of LLM calls (other instrumentations' spans, joined to a run) -------------------------
+LLM_DECISION_ID: Final = "otel_decisions.llm.decision_id"
+"""On an LLM call's span recorded into a run: the decision the call was made for."""
+
 # --- problem event ------------------------------------------------------------------------------
 PROBLEM_EVENT: Final = "otel_decisions.problem"
 PROBLEM_ID: Final = "otel_decisions.problem.id"

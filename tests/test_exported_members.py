@@ -33,11 +33,14 @@ DECORATOR_NAMES = {
     "propagate_context",
 }
 CONFIGURATION_NAMES = {"configure", "ConfigError", "OtelDecisionsError"}
+INTEGRATION_NAMES = {"instrument_anthropic", "uninstrument_anthropic"}
 
 
 def test_all_is_sorted_and_holds_exactly_the_public_names() -> None:
     assert otel_decisions.__all__ == sorted(otel_decisions.__all__)
-    assert set(otel_decisions.__all__) == SEED_NAMES | DECORATOR_NAMES | CONFIGURATION_NAMES
+    assert (
+        set(otel_decisions.__all__) == SEED_NAMES | DECORATOR_NAMES | CONFIGURATION_NAMES | INTEGRATION_NAMES
+    )
 
 
 def test_every_exported_name_exists() -> None:

@@ -6,8 +6,8 @@ lock, no encoding) and writes them, encoded as one OTLP/JSON line, in the thread
 span. Spans of runs still open are written by a daemon thread every `flush_interval` seconds (default
 1 s), when `max_buffer` spans are pending, on `force_flush`, and at shutdown, so a crash loses at most
 the last interval. `before_flush` (if given) runs first on every flush: the recorder uses it to turn
-the decisions of runs still open into spans. Only spans of our instrumentation scope are kept unless
-`only_ours` is False.
+the decisions of runs still open into spans. Only spans of our instrumentation scope, and spans of other
+instrumentations joined to a run (carrying its run id: LLM calls), are kept unless `only_ours` is False.
 
 Never raises into the caller: encoding and I/O errors are logged, and the spans are counted as dropped.
 """
@@ -24,7 +24,7 @@ from typing import Final
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from otel_decisions.contract import INSTRUMENTATION_NAME
+from otel_decisions.contract import INSTRUMENTATION_NAME, RUN_ID
 from otel_decisions.export.file_writer import JsonLinesWriter
 from otel_decisions.export.otlp_json import LineBuilder
 
@@ -77,8 +77,10 @@ class RunFileProcessor(SpanProcessor):
             return
         if self.only_ours:
             scope = span.instrumentation_scope
-            if scope is None or scope.name != INSTRUMENTATION_NAME:
-                return
+            if (scope is None or scope.name != INSTRUMENTATION_NAME) and RUN_ID not in (
+                span.attributes or {}
+            ):
+                return  # neither ours nor another instrumentation's span joined to a run (LLM calls)
         with self._lock:
             self._pending.append(span)
             count = len(self._pending)

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import Tracer
@@ -36,7 +36,7 @@ from otel_decisions.export.file_writer import JsonLinesWriter
 from otel_decisions.export.otlp import ForwardToProvider, RunEndNudge, otlp_processor, shutdown_all
 from otel_decisions.export.settings import Settings, resolve
 
-__all__ = ["Pipeline", "configure", "current_settings", "pipeline_for"]
+__all__ = ["Pipeline", "add_span_observer", "configure", "current_settings", "pipeline_for"]
 
 _logger = logging.getLogger(__name__)
 
@@ -62,6 +62,8 @@ class Pipeline:
     open_recorders: weakref.WeakSet[Drainable] = field(default_factory=weakref.WeakSet)
     run_ended: Callable[[], None] = lambda: None
     """Called after a run's spans are written: wakes the OTLP flush (never blocks)."""
+    processors: tuple[SpanProcessor, ...] = ()
+    """Where the provider's ended spans go (spans of other instrumentations joining a run use it too)."""
 
     def flush(self) -> bool:
         """Turn pending decisions of open runs into spans and write every buffered span now."""
@@ -136,6 +138,39 @@ def current_settings() -> Settings:
     return _settings if _settings is not None else resolve()
 
 
+class _Observers(SpanProcessor):
+    """Fans every span of every pipeline out to the processors registered with `add_span_observer`."""
+
+    def __init__(self) -> None:
+        self.processors: tuple[SpanProcessor, ...] = ()
+
+    def on_end(self, span: ReadableSpan) -> None:
+        for processor in self.processors:
+            try:
+                processor.on_end(span)
+            except Exception:  # an observer must never break recording
+                _logger.exception("otel_decisions: span observer %r failed", processor)
+
+
+_observers = _Observers()
+
+
+def add_span_observer(processor: SpanProcessor) -> Callable[[], None]:
+    """Also hand every span recorded from now on, in any directory, to `processor.on_end`.
+
+    For in-process consumers of the spans (the pytest plugin's in-memory runs). Returns the function
+    that removes it again.
+    """
+    with _lock:
+        _observers.processors = (*_observers.processors, processor)
+
+    def remove() -> None:
+        with _lock:
+            _observers.processors = tuple(p for p in _observers.processors if p is not processor)
+
+    return remove
+
+
 def pipeline_for(directory: str | Path | None = None) -> Pipeline:
     """The shared pipeline writing to `directory` (default: the configured one; created on first use)."""
     settings = current_settings()
@@ -159,20 +194,24 @@ def _build(directory: Path, settings: Settings) -> Pipeline:
     processor = RunFileProcessor(writer, flush_interval=_config.flush_interval())
     resource = Resource.create({"service.name": settings.service_name} if settings.service_name else {})
     provider = TracerProvider(resource=resource, sampler=ALWAYS_ON, shutdown_on_exit=False)  # see _at_exit
+    processors: list[SpanProcessor] = []
     if settings.local_file:
-        provider.add_span_processor(processor)
+        processors.append(processor)
+    processors.append(_observers)
     run_ended: Callable[[], None] = lambda: None  # noqa: E731
     user_provider = trace.get_tracer_provider()
     if settings.join_global_provider and isinstance(user_provider, TracerProvider):
-        provider.add_span_processor(ForwardToProvider(user_provider))  # join it; export is theirs
+        processors.append(ForwardToProvider(user_provider))  # join it; export is theirs
     elif settings.otlp_enabled:
         otlp = otlp_processor(settings)
         if otlp is not None:
-            provider.add_span_processor(otlp)
+            processors.append(otlp)
             run_ended = RunEndNudge(otlp)
             _exit_otlp.append((otlp, settings.otlp_timeout))
     if "console" in settings.exporters:
-        provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+        processors.append(SimpleSpanProcessor(ConsoleSpanExporter()))
+    for added in processors:
+        provider.add_span_processor(added)
     tracer = provider.get_tracer(INSTRUMENTATION_NAME, _VERSION, attributes={SCHEMA: SCHEMA_VERSION})
     pipeline = Pipeline(
         directory,
@@ -182,6 +221,7 @@ def _build(directory: Path, settings: Settings) -> Pipeline:
         _config.max_value_chars(),
         enabled=not _config.sdk_disabled(),
         run_ended=run_ended,
+        processors=tuple(processors),
     )
     processor.before_flush = pipeline.drain_open_recorders
     _every_pipeline.append(pipeline)

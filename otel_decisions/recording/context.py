@@ -98,6 +98,11 @@ CURRENT_NODE: contextvars.ContextVar[str | None] = contextvars.ContextVar("otel_
 CURRENT_DECISION: contextvars.ContextVar[DecisionHandle | None] = contextvars.ContextVar(
     "otel_decisions_decision", default=None
 )
+RUNTIME_FOCUS: contextvars.ContextVar[tuple[Any, str] | None] = contextvars.ContextVar(
+    "otel_decisions_runtime", default=None
+)
+"""(Runtime, id of its latest decision still waiting for an outcome, or "") in the code calling it: where
+LLM calls made between `decide` and `record_outcome` belong (see `integrations.anthropic`)."""
 
 
 # --- carriers ------------------------------------------------------------------------------------

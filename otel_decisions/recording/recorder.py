@@ -175,6 +175,11 @@ class RunRecorder:
         return self
 
     @property
+    def pipeline(self) -> Pipeline:
+        """Where this run's spans go (other instrumentations' spans of the run may join them)."""
+        return self._pipeline
+
+    @property
     def limit(self) -> int:
         """The per-attribute size cap."""
         return self._limit

@@ -22,6 +22,7 @@ from otel_decisions import contract as c
 from otel_decisions.export.pipeline import pipeline_for
 from otel_decisions.models import Decision, DecisionType, Run, RunStatus
 from otel_decisions.recording import _coerce
+from otel_decisions.recording.context import RUNTIME_FOCUS
 from otel_decisions.recording.recorder import RunRecorder
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ class Runtime:
         self._recorder: RunRecorder | None = None
         self._decisions: dict[str, Decision] = {}
         self._current_node = "unknown"
+        self._llm_tokens: dict[str, int] = {}  # tokens of LLM calls made for decisions awaiting outcomes
 
     # --- reading ---------------------------------------------------------------------------------
     @property
@@ -100,6 +102,8 @@ class Runtime:
             self._recorder = RunRecorder(self._pipeline, run, start_ns)
             self._run = run
             self._decisions = {}
+            self._llm_tokens = {}
+            RUNTIME_FOCUS.set((self, ""))
             return run.id
         except Exception:
             _logger.exception("otel_decisions: start_run failed; recording is off for this run")
@@ -122,6 +126,9 @@ class Runtime:
         run, recorder = self._run, self._recorder
         self._run = self._recorder = None
         self._decisions = {}
+        focus = RUNTIME_FOCUS.get()
+        if focus is not None and focus[0] is self:
+            RUNTIME_FOCUS.set(None)
         if run is None or recorder is None:
             return
         run.output_data = _coerce.mapping(output_data, "output_data")
@@ -167,6 +174,7 @@ class Runtime:
             run.add_decision(decision)
             self._decisions[decision.id] = decision
             recorder.decision(decision, len(run.decisions) - 1, at_ns, option_dicts)
+            RUNTIME_FOCUS.set((self, decision.id))
             return decision.id
         except Exception:
             _logger.exception("otel_decisions: decide failed")
@@ -212,13 +220,28 @@ class Runtime:
                 )
                 return
             timestamp, at_ns = c.now()
+            llm_tokens = self._llm_tokens.pop(decision_id, 0)
+            if not tokens_used:  # tokens the agent reports itself win over the counted ones
+                tokens_used = llm_tokens
             outcome = _coerce.outcome(
                 success, result, error, summary, state_changes, tokens_used, latency_ms, timestamp
             )
+            if RUNTIME_FOCUS.get() == (self, decision_id):
+                RUNTIME_FOCUS.set((self, ""))
             run.apply_outcome(decision, outcome)
             recorder.outcome(decision, outcome, at_ns, error_type)
         except Exception:
             _logger.exception("otel_decisions: record_outcome failed")
+
+    def _add_llm_tokens(self, decision_id: str, tokens: int) -> None:
+        """Tokens of an LLM call made for `decision_id` (or for the run itself, when "")."""
+        run = self._run
+        if run is None or tokens <= 0:
+            return
+        if decision_id and decision_id in self._decisions and self._decisions[decision_id].outcome is None:
+            self._llm_tokens[decision_id] = self._llm_tokens.get(decision_id, 0) + tokens
+        else:
+            run.metrics.total_tokens += tokens
 
     # --- problems --------------------------------------------------------------------------------
     def report_problem(
