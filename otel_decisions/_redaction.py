@@ -72,7 +72,7 @@ def _keep_quotes(match: re.Match[str]) -> str:
     """Keep group 1 (a key and its separator) and the quotes around the value in group 2 (a quoted
     value is removed whole, spaces included)."""
     value = match.group(2)
-    quote = value[0] if value[0] in "\"'" else ""
+    quote = '\\"' if value.startswith('\\"') else value[0] if value[0] in "\"'" else ""
     return match.group(1) + quote + REDACTED + quote
 
 
@@ -110,13 +110,30 @@ RULES: Final[tuple[Rule, ...]] = (
         "url_credentials", re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]+:)[^\s/@]+(?=@)"), _keep_prefix
     ),
     Rule(
+        # `password: my secret phrase` (prose, logs, YAML): every word of the value, up to a comma,
+        # a semicolon, a quote or the next `key: value`.
+        "secret_key_colon_text",
+        re.compile(
+            r"(?i)(\b[\w.-]*?(?:"
+            + _SECRET_KEYS
+            + r")(?:\\?[\"'])?[ \t]*:[ \t]+)"
+            + _NOT_REDACTED
+            # words up to punctuation that ends a field, or a word that starts another `key=`/`key:`
+            + r"([^\s\"'\\{}\[\],;]+(?:[ \t]+(?![^\s\"']*[:=])[^\s\"'\\{}\[\],;]+)*)"
+        ),
+        _keep_prefix,
+    ),
+    Rule(
         "secret_key_value",
         re.compile(
             r"(?i)(\b[\w.-]*?(?:"
             + _SECRET_KEYS
-            + r")[\"']?\s*[:=]\s*)(?![\"']?"
+            + r")(?:\\?[\"'])?\s*[:=]\s*)(?!(?:\\?[\"'])?"
             + re.escape(REDACTED)
-            + r")(\"[^\"\n]*\"|'[^'\n]*'|[^\s\"',;&]+)"
+            + r")"
+            # an escaped quoted value (JSON inside a JSON string), a quoted value (escapes inside), or
+            # everything up to the next space: `password=abc;rest` loses `abc;rest`, not just `abc`
+            + r"(\\\"(?:[^\"\\]|\\[^\"])*\\\"|\"(?:\\.|[^\"\\\n])*\"|'[^'\n]*'|[^\s\"']+)"
         ),
         _keep_quotes,
     ),

@@ -49,8 +49,21 @@ def server() -> Iterator[AnthropicServer]:
         yield api
 
 
-def client(server: AnthropicServer) -> anthropic.Anthropic:
-    return anthropic.Anthropic(api_key="test-key", base_url=server.url)
+_clients: list[anthropic.Anthropic] = []
+
+
+@pytest.fixture(autouse=True)
+def closed_clients() -> Iterator[None]:
+    """Every client a test opens is closed after it (an open connection is a ResourceWarning later)."""
+    yield
+    while _clients:
+        _clients.pop().close()
+
+
+def client(server: AnthropicServer, **kwargs: Any) -> anthropic.Anthropic:
+    api = anthropic.Anthropic(api_key="test-key", base_url=server.url, **kwargs)
+    _clients.append(api)
+    return api
 
 
 def ask(api: anthropic.Anthropic, text: str = "What is 2 + 2?") -> Any:
@@ -238,7 +251,7 @@ def test_the_callers_own_open_telemetry_option_wins(server: AnthropicServer, tmp
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     od.instrument_anthropic()
     server.script(Reply.text("x", input_tokens=1, output_tokens=1))
-    api = anthropic.Anthropic(api_key="k", base_url=server.url, open_telemetry={"tracer_provider": provider})
+    api = client(server, open_telemetry={"tracer_provider": provider})
     runtime = od.Runtime(tmp_path)
     runtime.start_run("own")
     runtime.decide("Ask", TOOL, "llm", "why")

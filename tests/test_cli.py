@@ -683,3 +683,22 @@ def test_report_json_and_unwritable_target(
     )
     assert code == 2 and out == ""
     assert err.startswith("otel-decisions: error: cannot write the report") and err.count("\n") == 1
+
+
+def test_a_huge_duration_is_a_usage_error_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], store: Store
+) -> None:
+    code, out, err = cli(capsys, "runs", "--source", str(store.directory), "--since", "99999999999d")
+    assert code == 2 and out == ""
+    assert "duration out of range" in err and "Traceback" not in err
+
+
+def test_an_unreachable_jaeger_is_a_source_error(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code, out, err = cli(capsys, "runs", "--source", f"http://127.0.0.1:{port}")
+    assert code == 2 and out == ""
+    assert f"otel-decisions: error: cannot read http://127.0.0.1:{port}" in err

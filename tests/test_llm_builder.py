@@ -504,6 +504,16 @@ def test_server_streams_text_and_tool_input_to_the_sdk(
         ("postgres://admin:s3cret@db:5432/app", f"postgres://admin:{REDACTED}@db:5432/app"),
         ("ghp_0123456789abcdefghijklmnopqrstuvwxyzAB", REDACTED),
         ("-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----", REDACTED),
+        # the whole value, whatever it holds: separators, escaped quotes, several words
+        ("password=abc;TOPSECRET x", f"password={REDACTED} x"),
+        ('"password": "ab\\"c-TOPSECRET"', f'"password": "{REDACTED}"'),
+        ("password: my TOPSECRET phrase", f"password: {REDACTED}"),
+        ("password: a b token: c d", f"password: {REDACTED} token: {REDACTED}"),
+        # JSON inside a JSON string (an upstream error body quoted in an error message)
+        (
+            '{"detail": "{\\"password\\": \\"Hunter2TopSecret\\"}"}',
+            f'{{"detail": "{{\\"password\\": \\"{REDACTED}\\"}}"}}',
+        ),
     ],
 )
 def test_redact_text_removes_each_kind_of_secret(text: str, expected: str) -> None:
@@ -600,3 +610,32 @@ def test_cli_suggest_llm_errors_are_one_line(
     out, err = capsys.readouterr()
     assert code == 1 and out == ""
     assert "400" in err and "max_tokens: too large" in err and err.count("\n") == 1
+
+
+def test_citations_of_another_goals_runs_are_dropped(
+    tmp_path: Path, server: AnthropicServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = Runtime(tmp_path)
+    for _ in range(2):
+        for expression in DEMO_EXPRESSIONS:
+            run_calculator(runtime, expression)
+    other = runtime.start_run("other-goal")
+    other_decision = runtime.decide("x", [{"id": "a", "description": "A", "action_type": "t"}], "a", "r")
+    runtime.end_run(False)
+    query = BuilderQuery(tmp_path)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "env-key")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+    own = query.list_runs_for_goal(GOAL_ID)[0].run_id
+    server.script(
+        answer(suggestion(run_ids=[own, other], decisions=[(other, other_decision)])),
+        answer(suggestion(run_ids=[other], decisions=[(other, other_decision)])),
+    )
+
+    report = query.suggest_with_llm(GOAL_ID)
+    assert report is not None
+    assert [s.evidence_run_ids for s in report.suggestions] == [[own]]
+    assert [s.evidence_decisions for s in report.suggestions] == [[]]
+    assert report.dropped_ids == 2
+
+    report = query.suggest_with_llm(GOAL_ID)
+    assert report is not None and report.suggestions == [] and report.dropped_suggestions == 1

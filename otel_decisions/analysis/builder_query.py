@@ -157,13 +157,17 @@ class BuilderQuery:
         if insights is None:
             return None
 
-        def decision_exists(run_id: str, decision_id: str) -> bool:
+        def goal_run(run_id: str) -> RunFacts | None:  # only runs of this goal count as evidence
             facts = self.storage.run_facts(run_id)
+            return facts if facts is not None and facts.goal_id == goal_id else None
+
+        def decision_exists(run_id: str, decision_id: str) -> bool:
+            facts = goal_run(run_id)
             return facts is not None and any(d.decision_id == decision_id for d in facts.decisions)
 
         return suggest_with_claude(
             insights,
-            run_exists=lambda run_id: self.storage.run_facts(run_id) is not None,
+            run_exists=lambda run_id: goal_run(run_id) is not None,
             decision_exists=decision_exists,
             client=client,
             model=model,

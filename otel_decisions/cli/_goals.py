@@ -179,25 +179,17 @@ def suggest(args: argparse.Namespace) -> int:
 
 def _llm_report(args: argparse.Namespace, insights: GoalInsights) -> LLMSuggestionReport:
     """Claude's suggestions from the same insights; every failure is one line (ConfigError, LLMError)."""
-    from otel_decisions.analysis.llm import LLMError, suggest_with_claude
+    from otel_decisions.analysis.llm import LLMError
 
     query, _source = open_query(args)
-
-    def decision_exists(run_id: str, decision_id: str) -> bool:
-        facts = query.storage.run_facts(run_id)
-        return facts is not None and any(d.decision_id == decision_id for d in facts.decisions)
-
     try:
-        return suggest_with_claude(
-            insights,
-            run_exists=lambda run_id: query.storage.run_facts(run_id) is not None,
-            decision_exists=decision_exists,
-            model=args.model,
-        )
+        report = query.suggest_with_llm(insights.goal_id, model=args.model)
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
     except LLMError as exc:
         raise CliError(str(exc), EXIT_ERROR) from exc
+    assert report is not None  # the goal has runs: `insights` came from them
+    return report
 
 
 def _suggestion_lines(n: int, s: dict[str, Any]) -> list[str]:

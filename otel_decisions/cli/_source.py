@@ -38,7 +38,11 @@ def open_query(args: argparse.Namespace) -> tuple[BuilderQuery, str]:
     bar: ProgressBar = args.bar
     forced: bool | None = args.progress
     if is_url(source):  # Jaeger's query API: the size is unknown until it answers
-        return BuilderQuery(source, progress=bar if forced else None), source
+        query = BuilderQuery(source, progress=bar if forced else None)
+        query.storage.refresh()
+        if query.storage.source_error is not None:
+            raise CliError(f"cannot read {source}: {query.storage.source_error}", EXIT_USAGE)
+        return query, source
     _check_source(source)
     show = (
         forced if forced is not None else sys.stderr.isatty() and _total_bytes(source) > AUTO_PROGRESS_BYTES
@@ -101,8 +105,9 @@ def time_bound(text: str) -> int:
     `2h`, `7d`, also `s` and `w`); returned as nanoseconds since the epoch."""
     try:
         ago = parse_lookback(text)
-    except ValueError:
-        pass
+    except (ValueError, OverflowError) as exc:
+        if isinstance(exc, OverflowError):
+            raise argparse.ArgumentTypeError(f"duration out of range: {text!r}") from None
     else:
         return time.time_ns() - round(ago.total_seconds() * 1e9)
     try:

@@ -44,11 +44,17 @@ Progress = Callable[[int, int], None]
 RUN_CACHE_SIZE: Final = 2048
 
 
+#: How many leading bytes identify a file's content (a file rewritten in place, or a new file that
+#: reuses a deleted file's inode, starts differently).
+_HEAD_BYTES: Final = 4096
+
+
 @dataclass(slots=True)
 class _FileState:
     number: int  # index into RunStore._paths
     offset: int = 0
     stamp: tuple[int, int] | None = None  # (size, mtime) of a binary file when it was last read whole
+    head: bytes = b""  # the first bytes read, to notice the file was replaced
 
 
 @dataclass(slots=True)
@@ -76,6 +82,8 @@ class RunStore:
         self._cache: OrderedDict[str, tuple[int, Run]] = OrderedDict()
         self._warned: set[tuple[str, int]] = set()
         self._lock = threading.RLock()
+        self.source_error: str | None = None
+        """Why the last read of the source failed (Jaeger unreachable, a file source unreadable), or None."""
 
     # --- loading ---------------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -84,11 +92,57 @@ class RunStore:
             if self._jaeger is not None:  # a down Jaeger must not break queries: keep what we have
                 try:
                     self._keep(self._jaeger.fetch())
+                    self.source_error = None
                 except OSError as exc:
+                    self.source_error = str(exc)
                     _logger.warning("otel_decisions: cannot read from Jaeger at %s: %s", self.source, exc)
             else:
+                if self._replaced():
+                    self._reset()
                 self._read_files()
             self._index()
+
+    def _replaced(self) -> bool:
+        """Whether a file read before is gone, shorter, or holds other content now (then start over).
+
+        Files only grow under a writer; rotation renames them (same inode, same content). Anything else —
+        a deleted file, a truncated or rewritten one, a new file reusing a deleted file's inode — would
+        leave runs listed that are no longer on disk, or resume reading at a meaningless offset.
+        """
+        if not self._files:
+            return False
+        present: dict[tuple[int, int], tuple[Path, int]] = {}
+        for path in discover_files(self.source):
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            present[(st.st_dev, st.st_ino)] = (path, st.st_size)
+        for key, state in self._files.items():
+            found = present.get(key)
+            if found is None:
+                return True
+            path, size = found
+            if state.stamp is not None or not state.head:
+                continue  # binary files are re-read whole when they change
+            if size < state.offset:
+                return True
+            try:
+                with open(path, "rb") as f:
+                    if f.read(len(state.head)) != state.head:
+                        return True
+            except OSError:
+                return True
+        return False
+
+    def _reset(self) -> None:
+        self._files.clear()
+        self._paths.clear()
+        self._traces.clear()
+        self._by_run_id.clear()
+        self._dirty.clear()
+        self._cache.clear()
+        self._sorted = None
 
     def _read_files(self) -> None:
         work: list[tuple[Path, os.stat_result, _FileState]] = []
@@ -136,6 +190,8 @@ class RunStore:
                 self._add(spans, (number, offset, length))
 
             state.offset = read_new_lines(path, state.offset, sink, self._warned, advance)
+            if not state.head and state.offset:
+                state.head = _head(path, min(_HEAD_BYTES, state.offset))
         if pending and self._progress is not None:
             self._progress(total, total)
 
@@ -204,16 +260,18 @@ class RunStore:
     def run_facts(self, run_id: str) -> RunFacts | None:
         """The facts of run `run_id`, or None."""
         self.refresh()
-        trace_id = self._by_run_id.get(run_id)
-        return self._traces[trace_id].facts.facts() if trace_id is not None else None
+        with self._lock:
+            trace_id = self._by_run_id.get(run_id)
+            return self._traces[trace_id].facts.facts() if trace_id is not None else None
 
     def execution_id(self, run_id: str) -> str | None:
         """The trace id of run `run_id`, or None."""
         self.refresh()
-        trace_id = self._by_run_id.get(run_id)
-        if trace_id is None:
-            return None
-        return self._traces[trace_id].facts.execution_id or trace_id
+        with self._lock:
+            trace_id = self._by_run_id.get(run_id)
+            if trace_id is None:
+                return None
+            return self._traces[trace_id].facts.execution_id or trace_id
 
     # --- full runs (rebuilt on demand) -----------------------------------------------------------
     def spans(self, run_id: str) -> list[SpanRecord]:
@@ -315,6 +373,14 @@ class RunStore:
     def list_all_goals(self) -> list[str]:
         """Every goal id, in order of its newest run."""
         return list(dict.fromkeys(f.goal_id for f in self.facts()))
+
+
+def _head(path: Path, size: int) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(size)
+    except OSError:
+        return b""
 
 
 def _stamp(st: os.stat_result) -> tuple[int, int]:

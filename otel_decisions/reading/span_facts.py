@@ -9,6 +9,7 @@ proves `TraceFacts(...).facts()` equals `RunFacts.from_run(run_from_spans(...))`
 
 from __future__ import annotations
 
+import copy
 import sys
 from typing import Any, Final, NamedTuple
 
@@ -142,15 +143,17 @@ class TraceFacts:
             (d, remote)
             for _, d, remote in sorted(self._decisions.values(), key=lambda sdr: (sdr[0], sdr[1].sequence))
         ]
-        decisions = []
+        decisions = []  # new objects each time: facts handed out earlier never change under a reader
         for d, _remote in ordered:
             outcome = self._outcomes.get(d.decision_id)
-            if outcome is not None:
-                end_ns, d.success, d.error, d.tokens, d.latency_ms = outcome
-                d.elapsed_ms = max(0, (_us(end_ns) - d.start_ns) // 1_000_000)
-            else:
-                d.success, d.error, d.tokens, d.latency_ms, d.elapsed_ms = None, None, 0, 0, 0
-            decisions.append(d)
+            if outcome is None:
+                decisions.append(copy.copy(d))
+                continue
+            end_ns, success, error, tokens, latency = outcome
+            joined = copy.copy(d)
+            joined.success, joined.error, joined.tokens, joined.latency_ms = success, error, tokens, latency
+            joined.elapsed_ms = max(0, (_us(end_ns) - d.start_ns) // 1_000_000)
+            decisions.append(joined)
         root = self._root
         if root is not None:
             started, ended, run_id, goal_id, status, root_nodes = root
