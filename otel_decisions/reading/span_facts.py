@@ -76,12 +76,21 @@ class _Root(NamedTuple):
 class TraceFacts:
     """Facts of one trace, accumulated span by span."""
 
-    __slots__ = ("_built", "_decisions", "_first", "_outcomes", "_root", "execution_id", "trace_id")
+    __slots__ = (
+        "_built",
+        "_decisions",
+        "_first",
+        "_outcomes",
+        "_root",
+        "execution_id",
+        "trace_id",
+    )
 
     def __init__(self, trace_id: str) -> None:
         self.trace_id = trace_id
         self.execution_id: str | None = None
-        self._decisions: dict[str, tuple[int, DecisionFacts, bool]] = {}  # span id -> (start, facts, remote)
+        # span id -> (start, facts, remote, handed out in facts already returned)
+        self._decisions: dict[str, tuple[int, DecisionFacts, bool, bool]] = {}
         self._outcomes: dict[str, tuple[int, bool, str | None, int, int]] = {}  # decision id -> outcome
         self._root: _Root | None = None
         self._first: tuple[int, str, str] | None = None  # (start, run id, goal id) of the earliest span
@@ -94,7 +103,12 @@ class TraceFacts:
         if kind is None:
             return False
         if kind == RECORD_DECISION:
-            self._decisions[span.span_id] = (span.start_ns, _decision(span), a.get(DECISION_REMOTE) is True)
+            self._decisions[span.span_id] = (
+                span.start_ns,
+                _decision(span),
+                a.get(DECISION_REMOTE) is True,
+                False,
+            )
         elif kind == RECORD_OUTCOME:
             key = str(a.get(OUTCOME_DECISION_ID, ""))
             seen = self._outcomes.get(key)
@@ -139,21 +153,21 @@ class TraceFacts:
         first = self._first
         if first is None:
             return None
-        ordered = [
-            (d, remote)
-            for _, d, remote in sorted(self._decisions.values(), key=lambda sdr: (sdr[0], sdr[1].sequence))
-        ]
-        decisions = []  # new objects each time: facts handed out earlier never change under a reader
-        for d, _remote in ordered:
+        entries = sorted(self._decisions.items(), key=lambda kv: (kv[1][0], kv[1][1].sequence))
+        ordered: list[tuple[DecisionFacts, bool]] = []
+        decisions = []
+        for span_id, (start, d, remote, handed_out) in entries:
+            if handed_out:  # a reader may hold it: change a copy, never the original
+                d = copy.copy(d)
+            self._decisions[span_id] = (start, d, remote, True)
             outcome = self._outcomes.get(d.decision_id)
             if outcome is None:
-                decisions.append(copy.copy(d))
-                continue
-            end_ns, success, error, tokens, latency = outcome
-            joined = copy.copy(d)
-            joined.success, joined.error, joined.tokens, joined.latency_ms = success, error, tokens, latency
-            joined.elapsed_ms = max(0, (_us(end_ns) - d.start_ns) // 1_000_000)
-            decisions.append(joined)
+                d.success, d.error, d.tokens, d.latency_ms, d.elapsed_ms = None, None, 0, 0, 0
+            else:
+                end_ns, d.success, d.error, d.tokens, d.latency_ms = outcome
+                d.elapsed_ms = max(0, (_us(end_ns) - d.start_ns) // 1_000_000)
+            decisions.append(d)
+            ordered.append((d, remote))
         root = self._root
         if root is not None:
             started, ended, run_id, goal_id, status, root_nodes = root
