@@ -26,7 +26,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
-from otel_decisions.analysis.evidence import Evidence
+from otel_decisions.analysis.evidence import Evidence, finding_dict
 from otel_decisions.analysis.facts import DecisionFacts, RunFacts
 from otel_decisions.analysis.patterns import INTENT_KEY_CHARS
 
@@ -85,9 +85,7 @@ class RiskyOption:
     evidence: Evidence = field(compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "evidence"}
-        data["evidence"] = self.evidence.to_dict()
-        return data
+        return finding_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +101,7 @@ class UnexploredOption:
     evidence: Evidence = field(compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "evidence"}
-        data["evidence"] = self.evidence.to_dict()
-        return data
+        return finding_dict(self)
 
 
 @dataclass(slots=True)

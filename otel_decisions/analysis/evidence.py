@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-__all__ = ["EVIDENCE_LIMIT", "Evidence"]
+__all__ = ["EVIDENCE_LIMIT", "Evidence", "finding_dict"]
 
 #: How many run ids and decisions a finding lists (the counts cover all of them).
 EVIDENCE_LIMIT: Final = 20
@@ -64,3 +64,10 @@ class Evidence:
             "run_count": self.run_count,
             "decision_count": self.decision_count,
         }
+
+
+def finding_dict(finding: Any) -> dict[str, Any]:
+    """A finding dataclass (with an `evidence` field) as plain data: its fields, evidence as a dict."""
+    data = {name: getattr(finding, name) for name in finding.__dataclass_fields__ if name != "evidence"}
+    data["evidence"] = finding.evidence.to_dict()
+    return data

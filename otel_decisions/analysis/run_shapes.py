@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from otel_decisions.analysis.evidence import Evidence
+from otel_decisions.analysis.evidence import Evidence, finding_dict
 from otel_decisions.analysis.facts import DecisionFacts, RunFacts
 from otel_decisions.analysis.patterns import INTENT_KEY_CHARS
 
@@ -49,9 +49,7 @@ class LoopPattern:
     evidence: Evidence = field(compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "evidence"}
-        data["evidence"] = self.evidence.to_dict()
-        return data
+        return finding_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +68,7 @@ class NodeHotspot:
     evidence: Evidence = field(compare=False)  # its slowest decisions
 
     def to_dict(self) -> dict[str, Any]:
-        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "evidence"}
-        data["evidence"] = self.evidence.to_dict()
-        return data
+        return finding_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
