@@ -3,6 +3,8 @@
 Every test records into `tmp_path` and reads back with a new `BuilderQuery(tmp_path)` or
 `runtime.storage`, or by reading the raw OTLP/JSON lines of `tmp_path / "traces.jsonl"` to check the span
 contract (contract.py). No flushes, no sleeps: `end_run` promises the run is on disk when it returns.
+Bad and non-JSON input (peer complaint 8) and huge values (complaint 9) are tested in
+`tests/reliability/test_value_complaints.py` and `test_payload_complaints.py`.
 """
 
 from __future__ import annotations
@@ -20,82 +22,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _readback import LOGGER, RUN_ID, attrs, only_outcome, raw_spans, read_run, span_kind, warnings_logged
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 
-from otel_decisions import BuilderQuery, Decision, DecisionType, Option, Outcome, Run, RunStatus, Runtime
-from otel_decisions._values import TRUNCATED_KEY
+from otel_decisions import BuilderQuery, DecisionType, Option, RunStatus, Runtime
 from otel_decisions.models import RunSummary
 
 # ------------------------------------------------------------------------------------------- helpers
 
-LOGGER = "otel_decisions"
 RUN_ID_RE = re.compile(r"^run_(\d{8}_\d{6})_[0-9a-f]{8}$")
 HEX32_RE = re.compile(r"^[0-9a-f]{32}$")
 
 OP = "gen_ai.operation.name"
 ERROR_TYPE = "error.type"
 EXECUTION_ID = "otel_decisions.execution_id"
-RUN_ID = "otel_decisions.run.id"
 GOAL_ID = "otel_decisions.goal.id"
 STATUS_OK = 1
 STATUS_ERROR = 2
-
-
-@pytest.fixture
-def runtime(tmp_path: Path) -> Runtime:
-    return Runtime(tmp_path)
-
-
-def read_run(directory: Path, run_id: str) -> Run:
-    """The run as a brand-new BuilderQuery sees it (fails the test when it is not readable)."""
-    run = BuilderQuery(directory).get_full_run(run_id)
-    assert run is not None, f"run {run_id} is not readable from {directory}"
-    return run
-
-
-def only_outcome(decision: Decision) -> Outcome:
-    assert decision.outcome is not None, f"decision {decision.id} has no outcome"
-    return decision.outcome
-
-
-def warnings_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [
-        r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith(LOGGER)
-    ]
-
-
-def _value(v: dict[str, Any]) -> Any:
-    """An OTLP/JSON AnyValue as a Python value."""
-    if "stringValue" in v:
-        return v["stringValue"]
-    if "intValue" in v:
-        return int(v["intValue"])
-    if "boolValue" in v:
-        return v["boolValue"]
-    if "doubleValue" in v:
-        return float(v["doubleValue"])
-    if "arrayValue" in v:
-        return [_value(x) for x in v["arrayValue"].get("values", [])]
-    raise AssertionError(f"unexpected attribute value {v!r}")
-
-
-def attrs(item: dict[str, Any]) -> dict[str, Any]:
-    """The attributes of a raw span, event or link."""
-    return {kv["key"]: _value(kv["value"]) for kv in item.get("attributes", [])}
-
-
-def raw_spans(directory: Path, run_id: str | None = None) -> list[dict[str, Any]]:
-    """Every span in `traces.jsonl` (of run `run_id` when given), parsed with the json module."""
-    spans: list[dict[str, Any]] = []
-    for line in (directory / "traces.jsonl").read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        for resource_spans in json.loads(line)["resourceSpans"]:
-            for scope_spans in resource_spans["scopeSpans"]:
-                spans.extend(scope_spans["spans"])
-    if run_id is not None:
-        spans = [s for s in spans if attrs(s).get(RUN_ID) == run_id]
-    return spans
 
 
 def status_code(span: dict[str, Any]) -> int:
@@ -770,28 +713,19 @@ def recorded(runtime: Runtime, tmp_path: Path) -> RecordedRun:
     return RecordedRun(tmp_path, run_id, execution_id, raw_spans(tmp_path, run_id))
 
 
-def _kind(span: dict[str, Any]) -> str:
-    a = attrs(span)
-    if "otel_decisions.decision.id" in a:
-        return "decision"
-    if "otel_decisions.outcome.decision_id" in a:
-        return "outcome"
-    return "run"
-
-
 def test_run_span_is_a_root_invoke_agent_span(recorded: RecordedRun) -> None:
     root = root_of(recorded.spans)
     a = attrs(root)
 
     assert a[OP] == "invoke_agent"
-    assert _kind(root) == "run"
+    assert span_kind(root) == "run"
     assert root["spanId"]
     assert root["name"] == "invoke_agent contract_goal"
 
 
 def test_decision_spans_are_plan_children_of_the_run_span(recorded: RecordedRun) -> None:
     root = root_of(recorded.spans)
-    decisions = [s for s in recorded.spans if _kind(s) == "decision"]
+    decisions = [s for s in recorded.spans if span_kind(s) == "decision"]
 
     assert len(decisions) == 2
     for span in decisions:
@@ -804,7 +738,7 @@ def test_decision_spans_are_plan_children_of_the_run_span(recorded: RecordedRun)
 def test_tool_call_outcome_is_an_execute_tool_span(recorded: RecordedRun) -> None:
     root = root_of(recorded.spans)
     outcomes = {
-        attrs(s)["otel_decisions.outcome.decision_id"]: s for s in recorded.spans if _kind(s) == "outcome"
+        attrs(s)["otel_decisions.outcome.decision_id"]: s for s in recorded.spans if span_kind(s) == "outcome"
     }
 
     tool = outcomes["dec_0"]
@@ -885,7 +819,7 @@ def test_every_span_carries_execution_run_and_goal_ids(recorded: RecordedRun) ->
 def test_nested_values_are_json_strings(recorded: RecordedRun) -> None:
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for span in recorded.spans:
-        by_kind.setdefault(_kind(span), []).append(attrs(span))
+        by_kind.setdefault(span_kind(span), []).append(attrs(span))
     run_attrs = by_kind["run"][0]
     tool_decision = next(a for a in by_kind["decision"] if a["otel_decisions.decision.id"] == "dec_0")
     tool_outcome = next(a for a in by_kind["outcome"] if a["otel_decisions.outcome.decision_id"] == "dec_0")
@@ -912,52 +846,6 @@ def test_recorded_run_reads_back_through_builder_query(recorded: RecordedRun) ->
     assert run.problems[1].suggested_fix == "use cache"
     assert run.output_data == {"answer": None}
     assert run.input_data == {"query": "input", "n": [1, 2]}
-
-
-# ----------------------------------------------------------------------------------------- big values
-
-_MAX_ATTRIBUTE_CHARS = 17_000
-
-
-@pytest.mark.parametrize(
-    "huge",
-    [pytest.param("x" * 1_000_000, id="1MB-string"), pytest.param(list(range(100_000)), id="100k-list")],
-)
-def test_huge_result_is_capped_with_the_truncation_marker(
-    runtime: Runtime, tmp_path: Path, huge: Any
-) -> None:
-    run_id = runtime.start_run("goal")
-    d = runtime.decide("fetch everything", [{"id": "a"}], "a", "r")
-    runtime.record_outcome(d, success=True, result=huge)
-    runtime.end_run(success=True)
-
-    (span,) = [s for s in raw_spans(tmp_path, run_id) if _kind(s) == "outcome"]
-    raw = attrs(span)["otel_decisions.outcome.result"]
-    assert isinstance(raw, str)
-    assert len(raw) < _MAX_ATTRIBUTE_CHARS
-    marker = json.loads(raw)
-    assert marker[TRUNCATED_KEY] is True
-    result = only_outcome(read_run(tmp_path, run_id).decisions[0]).result
-    assert isinstance(result, dict) and result[TRUNCATED_KEY] is True
-
-
-def test_huge_context_and_intent_are_capped(runtime: Runtime, tmp_path: Path) -> None:
-    run_id = runtime.start_run("goal")
-    runtime.decide("i" * 1_000_000, [{"id": "a"}], "a", "r" * 1_000_000, context={"blob": "y" * 1_000_000})
-    runtime.end_run(success=True)
-
-    (span,) = [s for s in raw_spans(tmp_path, run_id) if _kind(s) == "decision"]
-    a = attrs(span)
-    for key in (
-        "otel_decisions.decision.context",
-        "otel_decisions.decision.intent",
-        "otel_decisions.decision.reasoning",
-    ):
-        assert len(a[key]) < _MAX_ATTRIBUTE_CHARS, key
-    assert json.loads(a["otel_decisions.decision.context"])[TRUNCATED_KEY] is True
-    decision = read_run(tmp_path, run_id).decisions[0]
-    assert decision.intent.startswith("iiii")
-    assert decision.input_context[TRUNCATED_KEY] is True
 
 
 # --------------------------------------------------------------------------------- an enclosing span
@@ -998,192 +886,3 @@ def test_run_without_an_enclosing_span_has_no_links(runtime: Runtime, tmp_path: 
     runtime.end_run(success=True)
 
     assert root_of(raw_spans(tmp_path, run_id)).get("links", []) == []
-
-
-# -------------------------------------------------------------------------------- never break the agent
-
-
-class Opaque:
-    """Not JSON: recorded as a marked string."""
-
-    def __repr__(self) -> str:
-        return "Opaque()"
-
-
-class BadRepr:
-    """Its repr raises: recording must not."""
-
-    def __repr__(self) -> str:
-        raise RuntimeError("no repr for you")
-
-
-def _cyclic() -> dict[str, Any]:
-    value: dict[str, Any] = {"name": "loop"}
-    value["self"] = value
-    return value
-
-
-@dataclass(frozen=True)
-class BadDecide:
-    """Keyword overrides for `decide`, whether a warning is expected, and a check on the stored decision."""
-
-    overrides: dict[str, Any]
-    warns: bool
-    check: Callable[[Decision], bool]
-
-
-BAD_DECIDE_INPUT: dict[str, BadDecide] = {
-    "option_without_id": BadDecide(
-        {"options": [{"description": "no id here"}]},
-        True,
-        lambda d: len(d.options) == 1 and d.options[0].description == "no id here" and d.options[0].id != "",
-    ),
-    "non_dict_options": BadDecide(
-        {"options": ["plain text", 3]},
-        True,
-        lambda d: [o.description for o in d.options] == ["plain text", "3"],
-    ),
-    "options_none": BadDecide({"options": None}, False, lambda d: d.options == []),
-    "options_a_string": BadDecide({"options": "abc"}, True, lambda d: isinstance(d.options, list)),
-    "bogus_decision_type": BadDecide(
-        {"decision_type": "bogus"}, True, lambda d: d.decision_type == DecisionType.CUSTOM
-    ),
-    "context_a_list": BadDecide(
-        {"context": [1, 2]},
-        True,
-        lambda d: isinstance(d.input_context, dict) and [1, 2] in d.input_context.values(),
-    ),
-    "constraints_a_string": BadDecide(
-        {"constraints": "be quick"}, True, lambda d: d.active_constraints == ["be quick"]
-    ),
-    "intent_not_text": BadDecide({"intent": 42}, True, lambda d: d.intent == "42"),
-    "set_in_context": BadDecide(
-        {"context": {"tags": {"a"}}}, False, lambda d: d.input_context["tags"] == ["a"]
-    ),
-    "object_in_context": BadDecide(
-        {"context": {"obj": Opaque()}}, False, lambda d: "Opaque" in str(d.input_context["obj"])
-    ),
-    "bad_repr_in_context": BadDecide(
-        {"context": {"obj": BadRepr()}}, False, lambda d: isinstance(d.input_context["obj"], str)
-    ),
-    "bytes_in_context": BadDecide(
-        {"context": {"raw": b"\x00\xff"}}, False, lambda d: isinstance(d.input_context["raw"], str)
-    ),
-    "cyclic_context": BadDecide(
-        {"context": _cyclic()},
-        False,
-        lambda d: d.input_context["name"] == "loop" and "cycle" in str(d.input_context),
-    ),
-    "lone_surrogate_in_intent": BadDecide(
-        {"intent": "broken \ud800 text"}, False, lambda d: d.intent.startswith("broken")
-    ),
-}
-
-
-@pytest.mark.parametrize("case", list(BAD_DECIDE_INPUT))
-def test_decide_with_bad_input_never_raises_and_the_run_stays_readable(
-    runtime: Runtime, tmp_path: Path, caplog: pytest.LogCaptureFixture, case: str
-) -> None:
-    bad = BAD_DECIDE_INPUT[case]
-    kwargs: dict[str, Any] = {
-        "intent": "bad input",
-        "options": [{"id": "a"}],
-        "chosen": "a",
-        "reasoning": "r",
-    }
-    kwargs.update(bad.overrides)
-    run_id = runtime.start_run("goal")
-
-    with caplog.at_level(logging.WARNING, logger=LOGGER):
-        decision_id = runtime.decide(**kwargs)
-
-    assert decision_id == "dec_0"
-    if bad.warns:
-        assert warnings_logged(caplog), f"coercing {case} should log a warning"
-    assert runtime.decide("a normal one", [{"id": "a"}], "a", "r") == "dec_1"
-    runtime.end_run(success=True)
-    run = read_run(tmp_path, run_id)
-    assert [d.id for d in run.decisions] == ["dec_0", "dec_1"]
-    assert bad.check(run.decisions[0]), run.decisions[0]
-
-
-@dataclass(frozen=True)
-class BadOutcome:
-    """Keyword overrides for `record_outcome`, whether a warning is expected, and a check on the result."""
-
-    overrides: dict[str, Any]
-    warns: bool
-    check: Callable[[Outcome], bool]
-
-
-BAD_OUTCOME_INPUT: dict[str, BadOutcome] = {
-    "latency_a_float": BadOutcome(
-        {"latency_ms": 1.5}, True, lambda o: type(o.latency_ms) is int and o.latency_ms in (1, 2)
-    ),
-    "tokens_a_string": BadOutcome({"tokens_used": "ten"}, True, lambda o: type(o.tokens_used) is int),
-    "error_an_exception": BadOutcome(
-        {"success": False, "error": Exception("x")}, True, lambda o: o.error == "x" and not o.success
-    ),
-    "state_changes_a_list": BadOutcome(
-        {"state_changes": [1, 2]}, True, lambda o: [1, 2] in o.state_changes.values()
-    ),
-    "set_in_result": BadOutcome({"result": {"s": {1}}}, False, lambda o: o.result == {"s": [1]}),
-    "object_result": BadOutcome({"result": Opaque()}, False, lambda o: "Opaque" in str(o.result)),
-    "bytes_result": BadOutcome({"result": b"\x00\x01binary"}, False, lambda o: isinstance(o.result, str)),
-    "cyclic_result": BadOutcome(
-        {"result": _cyclic()}, False, lambda o: o.result["name"] == "loop" and "cycle" in str(o.result)
-    ),
-    "mixed_non_json_result": BadOutcome(
-        {"result": {"s": {2}, "o": Opaque(), "b": b"ab", "c": _cyclic(), "ok": 1}},
-        False,
-        lambda o: o.result["ok"] == 1 and o.result["s"] == [2] and "Opaque" in o.result["o"],
-    ),
-    "big_int_next_to_data": BadOutcome(
-        {"result": {"big": 2**70, "keep": "me"}},
-        False,
-        lambda o: isinstance(o.result, dict) and o.result["keep"] == "me",
-    ),
-}
-
-
-@pytest.mark.parametrize("case", list(BAD_OUTCOME_INPUT))
-def test_record_outcome_with_bad_input_never_raises_and_the_run_stays_readable(
-    runtime: Runtime, tmp_path: Path, caplog: pytest.LogCaptureFixture, case: str
-) -> None:
-    bad = BAD_OUTCOME_INPUT[case]
-    run_id = runtime.start_run("goal")
-    decision_id = runtime.decide("act", [{"id": "a"}], "a", "r")
-    kwargs: dict[str, Any] = {"decision_id": decision_id, "success": True}
-    kwargs.update(bad.overrides)
-
-    with caplog.at_level(logging.WARNING, logger=LOGGER):
-        assert runtime.record_outcome(**kwargs) is None  # type: ignore[func-returns-value]
-
-    if bad.warns:
-        assert warnings_logged(caplog), f"coercing {case} should log a warning"
-    runtime.end_run(success=True)
-    outcome = only_outcome(read_run(tmp_path, run_id).decisions[0])
-    assert bad.check(outcome), outcome
-
-
-def test_bad_input_everywhere_in_one_run_still_gives_a_readable_run(runtime: Runtime, tmp_path: Path) -> None:
-    run_id = runtime.start_run(None, 3, ["not", "a", "dict"])  # type: ignore[arg-type]
-    base: dict[str, Any] = {"intent": "x", "chosen": "a", "reasoning": "r", "options": [{"id": "a"}]}
-    # The lone surrogate has its own test; here it would hide every other case behind one failure.
-    ids = [
-        runtime.decide(**{**base, **bad.overrides})
-        for name, bad in BAD_DECIDE_INPUT.items()
-        if name != "lone_surrogate_in_intent"
-    ]
-    for decision_id, bad_outcome in zip(ids, BAD_OUTCOME_INPUT.values(), strict=False):
-        runtime.record_outcome(**{"decision_id": decision_id, "success": True, **bad_outcome.overrides})
-    problem = runtime.report_problem(None, Opaque(), 5)  # type: ignore[arg-type]
-    runtime.set_node(None)  # type: ignore[arg-type]
-    runtime.end_run(success=True, narrative=None, output_data=[1])  # type: ignore[arg-type]
-
-    assert ids == [f"dec_{i}" for i in range(len(ids))]
-    assert problem == "prob_0"
-    run = read_run(tmp_path, run_id)
-    assert run.status == RunStatus.COMPLETED
-    assert len(run.decisions) == len(ids)
-    assert run.narrative.startswith("Run completed successfully.")

@@ -1,0 +1,30 @@
+"""Fixtures shared by several test modules (`tests/` and the reliability suite in `tests/reliability/`).
+
+Plain helper functions live in the `tests/_*.py` modules; only fixtures are here, because a fixture
+imported into a test module by name clashes with the test parameters that request it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from otel_decisions import Runtime
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Runtime:
+    """A seed `Runtime` recording into `tmp_path`."""
+    return Runtime(tmp_path)
+
+
+@pytest.fixture
+def no_error_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fails the test if anything logs at ERROR (e.g. OpenTelemetry's "Failed to detach context")."""
+    caplog.set_level(logging.WARNING)
+    yield
+    errors = [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], errors
