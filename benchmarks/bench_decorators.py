@@ -71,7 +71,7 @@ def enabled() -> None:
             chosen="search",
             reasoning="it is the only tool",
         )
-        static = scope._static
+        static = scope._static_attributes(recorder.policy)
         common = recorder.common
         counter = [0]
 

@@ -32,7 +32,24 @@ data is in the OS page cache when `end_run` returns, which survives a crash of t
 OTEL_DECISIONS_FLUSH_INTERVAL: Final = "OTEL_DECISIONS_FLUSH_INTERVAL"
 """Seconds between background writes of spans of runs still open. Default 1.0; 0 disables."""
 
+OTEL_DECISIONS_CAPTURE_CONTENT: Final = "OTEL_DECISIONS_CAPTURE_CONTENT"
+"""`false` to record no free text (statistics only: ids, types, counts, hashed option ids and intents).
+Default `true`. See `otel_decisions._privacy`."""
+
+OTEL_DECISIONS_SCRUB: Final = "OTEL_DECISIONS_SCRUB"
+"""`false` to record values without scrubbing secret-looking strings. Default `true`."""
+
+OTEL_DECISIONS_SCRUB_ALLOWED_KEYS: Final = "OTEL_DECISIONS_SCRUB_ALLOWED_KEYS"
+"""Comma-separated keys whose values are never scrubbed (e.g. `input_token,session_id`)."""
+
+OTEL_DECISIONS_SIGTERM: Final = "OTEL_DECISIONS_SIGTERM"
+"""`false` to leave SIGTERM alone. Default `true`: on SIGTERM, open runs are ended as `cancelled` and
+everything is flushed before the process terminates as it would have."""
+
 DEFAULT_DIR: Final = ".otel-decisions"
+
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off"})
 
 
 def _env_number(name: str, default: float) -> float:
@@ -48,6 +65,17 @@ def _env_number(name: str, default: float) -> float:
         _logger.warning("otel_decisions: ignoring %s=%r (negative); using %s", name, raw, default)
         return default
     return value
+
+
+def env_flag(name: str, default: bool) -> bool:
+    """A boolean variable (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`); anything else warns."""
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in _TRUE or raw in _FALSE:
+        return raw in _TRUE
+    _logger.warning("otel_decisions: ignoring %s=%r (expected true or false); using %s", name, raw, default)
+    return default
 
 
 def default_directory() -> Path:
@@ -67,7 +95,7 @@ def file_max_bytes() -> int:
 
 def file_fsync() -> bool:
     """Whether to fsync every write (see `OTEL_DECISIONS_FILE_FSYNC`)."""
-    return os.environ.get(OTEL_DECISIONS_FILE_FSYNC, "").strip().lower() in {"1", "true", "yes", "on"}
+    return os.environ.get(OTEL_DECISIONS_FILE_FSYNC, "").strip().lower() in _TRUE
 
 
 def sdk_disabled() -> bool:

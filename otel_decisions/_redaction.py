@@ -1,9 +1,16 @@
-"""Scrub secret-looking strings from text before it leaves the machine.
+"""Scrub secret-looking strings from text and data before they are recorded or leave the machine.
 
 Agents record what they saw: prompts, tool arguments, error messages. Those can hold API keys or
-passwords, and the Builder may send a summary of them to a third party (Claude, for `suggest --llm`).
-`redact_text` replaces every secret-looking substring with `REDACTED` and `redact_value` does so for
-every string in nested data (dict keys included), so one call makes a payload safe to send or show.
+passwords; the recorder writes them to files and backends, and the Builder may send a summary of them
+to a third party (Claude, for `suggest --llm`). `Redactor.text` replaces every secret-looking substring
+with `REDACTED`; `Redactor.data` does so for every string in nested data (dict keys included) and also
+replaces, whole, the value of any key that names a secret (`{"api_key": ...}`, `{"password": 1234}`)
+and any long opaque token held by a key. `redact_text` / `redact_value` are the same with the default
+allow-list.
+
+Speed: recording calls this on every decision, so each rule has trigger literals (``sk-``, ``token``,
+``://``, ...) looked for in the lower-cased text first, and only the rules whose triggers occur run their
+pattern; short texts seen before come from a bounded cache.
 
 The rules are patterns, not a proof: they aim at the secrets agents actually leak and accept a few
 false positives (a redacted harmless token) over a leaked key. The marker never echoes the secret,
@@ -19,25 +26,25 @@ not even a prefix or a length. What is recognised (`RULES`, applied in order):
   secret, token, api_key, access_key, private_key, credential(s), ...); the key and separator are kept so
   a reader still sees *what* was removed;
 - a long opaque value in any ``key=value`` (32+ hex or base64 characters mixing letters and digits),
-  which catches keys whose name gives nothing away. A trace id written as ``trace_id=<32 hex>`` is
-  redacted too: the price of the rule.
+  which catches keys whose name gives nothing away. Keys on the allow-list (`DEFAULT_ALLOWED_KEYS`:
+  trace, span and execution ids, plus any the caller adds) are never redacted by name or by this rule.
 
 Ordinary prose, run and decision ids (``run_20250101_120000_ab12cd34``, ``dec_3``), numbers and
 counters such as ``max_tokens=1024`` are left alone. Redaction is idempotent: redacting twice gives the
 same text as once.
 
-To extend: add a `Rule` to `RULES` (a compiled pattern and its replacement), with a test for both the
-secret it catches and the ordinary text it must leave alone.
+To extend: add a `Rule` to `RULES` (a compiled pattern, its replacement and its trigger literals), with
+a test for both the secret it catches and the ordinary text it must leave alone.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["REDACTED", "RULES", "Rule", "redact_text", "redact_value"]
+__all__ = ["DEFAULT_ALLOWED_KEYS", "REDACTED", "RULES", "Redactor", "Rule", "redact_text", "redact_value"]
 
 #: What a secret is replaced with.
 REDACTED: Final = "[REDACTED]"
@@ -54,13 +61,26 @@ _NOT_REDACTED: Final = r"(?!" + re.escape(REDACTED) + r")"
 Replacement = str | Callable[[re.Match[str]], str]
 
 
+#: Lower-cased words whose presence in a text may mean a `key=secret` pair. Case-insensitive rules
+#: match ASCII letters only (`(?a)`), as `str.lower()` does for these words: Unicode case folding
+#: would let `paſſword` match a rule whose trigger `pass` is not in the text.
+_KEY_TRIGGERS: Final = ("pass", "pwd", "secret", "token", "key", "credential", "session", "cookie")
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """One kind of secret: `pattern` finds it, `replacement` (as for `re.sub`) says what stays."""
+    """One kind of secret: `pattern` finds it, `replacement` (as for `re.sub`) says what stays.
+
+    `triggers`: lower-cased literals, one of which occurs in any text the pattern matches (the pattern
+    only runs when one does); `keyed`: group 1 starts with the key the secret belongs to (the allow-list
+    applies); `long_token`: the rule needs a run of 32+ token characters instead of a literal."""
 
     name: str
     pattern: re.Pattern[str]
     replacement: Replacement = REDACTED
+    triggers: tuple[str, ...] = ()
+    keyed: bool = False
+    long_token: bool = False
 
 
 def _keep_prefix(match: re.Match[str]) -> str:
@@ -82,39 +102,55 @@ RULES: Final[tuple[Rule, ...]] = (
         re.compile(
             r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.DOTALL
         ),
+        triggers=("-----begin",),
     ),
-    Rule("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")),
+    Rule(
+        "jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), triggers=("eyj",)
+    ),
     # sk-ant-api03-..., sk-proj-..., sk-...: at least 20 characters with a digit among them, so words
     # such as "sk-learn-pipelines" stay.
-    Rule("sk_key", re.compile(r"\bsk-(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{20,}")),
-    Rule("aws_access_key_id", re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA)[0-9A-Z]{16}\b")),
-    Rule("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})")),
-    Rule("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
-    Rule("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
+    Rule("sk_key", re.compile(r"\bsk-(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{20,}"), triggers=("sk-",)),
+    Rule(
+        "aws_access_key_id",
+        re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA)[0-9A-Z]{16}\b"),
+        triggers=("akia", "asia", "aida", "aroa"),
+    ),
+    Rule(
+        "github_token",
+        re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})"),
+        triggers=("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    ),
+    Rule("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), triggers=("xox",)),
+    Rule("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}"), triggers=("aiza",)),
     Rule(
         "authorization_header",
         re.compile(
             # `?+` (possessive): a scheme followed by the marker is never re-read as the credential.
-            r"(?i)(\bauthorization\s*[:=]\s*[\"']?(?:(?:basic|bearer|token|digest)\s+)?+)"
+            r"(?ai)(\bauthorization\s*[:=]\s*[\"']?(?:(?:basic|bearer|token|digest)\s+)?+)"
             + _NOT_REDACTED
             + r"[^\s\"',;]+"
         ),
         _keep_prefix,
+        triggers=("authorization",),
     ),
     Rule(
         "bearer_token",
-        re.compile(r"(?i)(\bbearer\s+)" + _NOT_REDACTED + r"[A-Za-z0-9\-._~+/]{8,}=*"),
+        re.compile(r"(?ai)(\bbearer\s+)" + _NOT_REDACTED + r"[A-Za-z0-9\-._~+/]{8,}=*"),
         _keep_prefix,
+        triggers=("bearer",),
     ),
     Rule(
-        "url_credentials", re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]+:)[^\s/@]+(?=@)"), _keep_prefix
+        "url_credentials",
+        re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]+:)[^\s/@]+(?=@)"),
+        _keep_prefix,
+        triggers=("://",),
     ),
     Rule(
         # `password: my secret phrase` (prose, logs, YAML): every word of the value, up to a comma,
         # a semicolon, a quote or the next `key: value`.
         "secret_key_colon_text",
         re.compile(
-            r"(?i)(\b[\w.-]*?(?:"
+            r"(?ai)(\b[\w.-]*?(?:"
             + _SECRET_KEYS
             + r")(?:\\?[\"'])?[ \t]*:[ \t]+)"
             + _NOT_REDACTED
@@ -122,11 +158,13 @@ RULES: Final[tuple[Rule, ...]] = (
             + r"([^\s\"'\\{}\[\],;]+(?:[ \t]+(?![^\s\"']*[:=])[^\s\"'\\{}\[\],;]+)*)"
         ),
         _keep_prefix,
+        triggers=_KEY_TRIGGERS,
+        keyed=True,
     ),
     Rule(
         "secret_key_value",
         re.compile(
-            r"(?i)(\b[\w.-]*?(?:"
+            r"(?ai)(\b[\w.-]*?(?:"
             + _SECRET_KEYS
             + r")(?:\\?[\"'])?\s*[:=]\s*)(?!(?:\\?[\"'])?"
             + re.escape(REDACTED)
@@ -136,6 +174,8 @@ RULES: Final[tuple[Rule, ...]] = (
             + r"(\\\"(?:[^\"\\]|\\[^\"])*\\\"|\"(?:\\.|[^\"\\\n])*\"|'[^'\n]*'|[^\s\"']+)"
         ),
         _keep_quotes,
+        triggers=_KEY_TRIGGERS,
+        keyed=True,
     ),
     Rule(
         "opaque_key_value",
@@ -144,33 +184,136 @@ RULES: Final[tuple[Rule, ...]] = (
             r"(?=[A-Za-z0-9+/_-]*[0-9])(?=[A-Za-z0-9+/_-]*[A-Za-z])[A-Za-z0-9+/_-]{32,}={0,2}"
         ),
         _keep_prefix,
+        keyed=True,
+        long_token=True,
     ),
 )
 
 
+#: Keys never redacted by name or by the opaque-value rule: our own ids are long hex strings.
+DEFAULT_ALLOWED_KEYS: Final = frozenset(
+    {"execution_id", "trace_id", "span_id", "parent_span_id", "traceid", "spanid", "parentspanid"}
+)
+#: A dict key naming a secret (its last part, case-insensitive): its whole value is redacted.
+_SECRET_KEY_NAME: Final = re.compile(r"(?ai)(?:" + _SECRET_KEYS + r"|authorization|cookies)$")
+_OPAQUE_VALUE: Final = re.compile(
+    r"(?=[A-Za-z0-9+/_-]*[0-9])(?=[A-Za-z0-9+/_-]*[A-Za-z])[A-Za-z0-9+/_-]{32,}={0,2}"
+)
+_KEY_OF_PREFIX: Final = re.compile(r"[\w.-]+")
+#: Everything but token characters becomes a space, so `split()` yields the token runs.
+_TOKEN_RUNS: Final = str.maketrans(
+    {chr(i): " " for i in range(128) if not (chr(i).isalnum() or chr(i) in "+/_-")}
+)
+_CACHED_CHARS: Final = 2048
+_CACHE_SIZE: Final = 4096
+
+
+def _has_long_token(text: str) -> bool:
+    return len(text) >= 32 and max(map(len, text.translate(_TOKEN_RUNS).split()), default=0) >= 32
+
+
+class Redactor:
+    """`RULES` with an allow-list of keys (lower-cased) whose values are never redacted."""
+
+    __slots__ = ("_allowed", "_cache", "_keyed", "_rules")
+
+    def __init__(self, allowed_keys: Iterable[str] = DEFAULT_ALLOWED_KEYS) -> None:
+        self._allowed = frozenset(k.lower() for k in allowed_keys)
+        self._cache: dict[str, str] = {}
+        self._rules = tuple(
+            (rule, self._allowing(rule) if rule.keyed else rule.replacement) for rule in RULES
+        )
+
+    @property
+    def allowed_keys(self) -> frozenset[str]:
+        return self._allowed
+
+    def _allowing(self, rule: Rule) -> Callable[[re.Match[str]], str]:
+        replacement, allowed = rule.replacement, self._allowed
+
+        def replace(match: re.Match[str]) -> str:
+            key = _KEY_OF_PREFIX.search(match.group(1))
+            if key is not None and key.group(0).lower() in allowed:
+                return match.group(0)
+            return replacement(match) if callable(replacement) else replacement
+
+        return replace
+
+    def text(self, text: str) -> str:
+        """`text` with every secret-looking substring replaced by `REDACTED`."""
+        if len(text) < 5:
+            return text
+        cached = len(text) <= _CACHED_CHARS
+        if cached:
+            hit = self._cache.get(text)
+            if hit is not None:
+                return hit
+        low = text.lower()
+        long_token: bool | None = None
+        result = text
+        for rule, replacement in self._rules:
+            if rule.long_token:
+                if long_token is None:
+                    long_token = _has_long_token(text)
+                if not long_token:
+                    continue
+            elif not any(t in low for t in rule.triggers):
+                continue
+            result = rule.pattern.sub(replacement, result)
+        if cached:
+            if len(self._cache) >= _CACHE_SIZE:
+                self._cache.clear()
+            self._cache[text] = result
+        return result
+
+    def secret_key(self, key: str) -> bool:
+        """Whether `key` names a secret (and is not allowed): its value is redacted whole."""
+        return _SECRET_KEY_NAME.search(key) is not None and key.lower() not in self._allowed
+
+    def data(self, value: Any, key: str | None = None) -> Any:
+        """`value` with every string redacted, recursively; the value of a key naming a secret, and a
+        long opaque string held by a key, become `REDACTED` whole.
+
+        Dicts (their string keys too), lists, tuples, sets and frozensets are rebuilt with the same
+        type (any other mapping becomes a dict); other values (numbers, None, objects) are returned as
+        they are. When two keys redact to the same text the later one wins (only keys that were secrets).
+        """
+        if isinstance(value, str):
+            text = self.text(value)
+            if (
+                key is not None
+                and len(text) >= 32
+                and _OPAQUE_VALUE.fullmatch(text)
+                and key.lower() not in self._allowed
+            ):
+                return REDACTED
+            return text
+        if isinstance(value, Mapping):
+            out = {}
+            for k, v in value.items():
+                if isinstance(k, str):
+                    out[self.text(k)] = REDACTED if self.secret_key(k) else self.data(v, k)
+                else:
+                    out[k] = self.data(v)
+            return out
+        if isinstance(value, list):
+            return [self.data(v, key) for v in value]
+        if isinstance(value, tuple):
+            return tuple(self.data(v, key) for v in value)
+        if isinstance(value, set | frozenset):
+            return type(value)(self.data(v, key) for v in value)
+        return value
+
+
+_DEFAULT: Final = Redactor()
+
+
 def redact_text(text: str) -> str:
     """`text` with every secret-looking substring replaced by `REDACTED` (see the module docstring)."""
-    for rule in RULES:
-        text = rule.pattern.sub(rule.replacement, text)
-    return text
+    return _DEFAULT.text(text)
 
 
 def redact_value(value: Any) -> Any:
-    """`value` with `redact_text` applied to every string in it, recursively.
-
-    Dicts (their string keys too), lists, tuples, sets and frozensets are rebuilt with the same type
-    (any other mapping becomes a dict); everything else (numbers, None, objects) is returned as is.
-    When two keys redact to the same text the later one wins, which only happens to keys that were
-    secrets.
-    """
-    if isinstance(value, str):
-        return redact_text(value)
-    if isinstance(value, Mapping):
-        return {(redact_text(k) if isinstance(k, str) else k): redact_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact_value(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(redact_value(v) for v in value)
-    if isinstance(value, set | frozenset):
-        return type(value)(redact_value(v) for v in value)
-    return value
+    """`value` with secrets redacted in every string in it and under every secret-named key
+    (`Redactor.data`, default allow-list)."""
+    return _DEFAULT.data(value)

@@ -39,7 +39,8 @@ from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from otel_decisions._values import DEFAULT_MAX_VALUE_CHARS, as_text, cap_text, decode_json, encode_json
+from otel_decisions._privacy import DEFAULT_POLICY, ContentPolicy
+from otel_decisions._values import as_text, decode_json
 from otel_decisions.models import (
     Decision,
     DecisionEvaluation,
@@ -62,6 +63,11 @@ SCHEMA: Final = "otel_decisions.schema_version"
 EXECUTION_ID: Final = "otel_decisions.execution_id"
 RUN_ID: Final = "otel_decisions.run.id"
 GOAL_ID: Final = "otel_decisions.goal.id"
+
+
+SPAN_OPEN: Final = "otel_decisions.span.open"
+"""True on a snapshot of a span still open (written to the local file for crash safety): the span's
+final version, when there is one, supersedes it."""
 
 
 # --- OpenTelemetry semantic conventions we reuse (strings, not the deprecated semconv constants) -----
@@ -89,6 +95,8 @@ RUN_EDGES: Final = "otel_decisions.run.edges_traversed"
 RUN_PROBLEM_COUNT: Final = "otel_decisions.run.problem_count"
 RUN_MAX_SEVERITY: Final = "otel_decisions.run.max_problem_severity"
 RUN_EXTRA: Final = "otel_decisions.run.extra"
+CONTENT_CAPTURED: Final = "otel_decisions.content_captured"
+"""False on the run span when content capture was off: free text was not recorded, ids are hashed."""
 
 # --- decision span ------------------------------------------------------------------------------
 DECISION_ID: Final = "otel_decisions.decision.id"
@@ -196,7 +204,13 @@ def run_span_name(goal_id: str) -> str:
     return f"{OP_INVOKE_AGENT} {_short(goal_id)}" if goal_id else OP_INVOKE_AGENT
 
 
-def run_start_attributes(run: Run, limit: int = DEFAULT_MAX_VALUE_CHARS) -> Attributes:
+def _put(attrs: Attributes, key: str, value: Any) -> None:
+    """Set `key` unless the policy withheld the value (None)."""
+    if value is not None:
+        attrs[key] = value
+
+
+def run_start_attributes(run: Run, policy: ContentPolicy = DEFAULT_POLICY) -> Attributes:
     """Attributes known when a run starts (the execution id is added once the trace exists)."""
     attrs: Attributes = {
         SCHEMA: SCHEMA_VERSION,
@@ -204,10 +218,12 @@ def run_start_attributes(run: Run, limit: int = DEFAULT_MAX_VALUE_CHARS) -> Attr
         RUN_ID: run.id,
         GOAL_ID: run.goal_id,
     }
+    if not policy.capture:
+        attrs[CONTENT_CAPTURED] = False
     if run.goal_description:
-        attrs[RUN_GOAL_DESCRIPTION] = cap_text(as_text(run.goal_description), limit)
+        _put(attrs, RUN_GOAL_DESCRIPTION, policy.text(run.goal_description))
     if run.input_data:
-        attrs[RUN_INPUT] = encode_json(run.input_data, limit)
+        _put(attrs, RUN_INPUT, policy.json(run.input_data))
     return attrs
 
 
@@ -222,7 +238,7 @@ def max_severity(problems: Iterable[Problem]) -> str | None:
     return best
 
 
-def run_end_attributes(run: Run, limit: int = DEFAULT_MAX_VALUE_CHARS) -> Attributes:
+def run_end_attributes(run: Run, policy: ContentPolicy = DEFAULT_POLICY) -> Attributes:
     """Attributes set on the run span when it ends: status, narrative, output and metrics."""
     m = run.metrics
     attrs: Attributes = {
@@ -235,9 +251,9 @@ def run_end_attributes(run: Run, limit: int = DEFAULT_MAX_VALUE_CHARS) -> Attrib
         RUN_PROBLEM_COUNT: len(run.problems),
     }
     if run.narrative:
-        attrs[RUN_NARRATIVE] = cap_text(as_text(run.narrative), limit)
+        _put(attrs, RUN_NARRATIVE, policy.text(run.narrative))
     if run.output_data:
-        attrs[RUN_OUTPUT] = encode_json(run.output_data, limit)
+        _put(attrs, RUN_OUTPUT, policy.json(run.output_data))
     if m.nodes_executed:
         attrs[RUN_NODES] = _str_list(m.nodes_executed)
     if m.edges_traversed:
@@ -246,7 +262,7 @@ def run_end_attributes(run: Run, limit: int = DEFAULT_MAX_VALUE_CHARS) -> Attrib
     if severity is not None:
         attrs[RUN_MAX_SEVERITY] = severity
     if run.model_extra:
-        attrs[RUN_EXTRA] = encode_json(run.model_extra, limit)
+        _put(attrs, RUN_EXTRA, policy.json(run.model_extra))
     if run.status == RunStatus.FAILED:
         attrs[ERROR_TYPE] = ERROR_TYPE_OTHER
     return attrs
@@ -256,7 +272,7 @@ def decision_attributes(
     common: Mapping[str, Any],
     decision: Decision,
     sequence: int,
-    limit: int = DEFAULT_MAX_VALUE_CHARS,
+    policy: ContentPolicy = DEFAULT_POLICY,
     option_dicts: list[dict[str, Any]] | None = None,
 ) -> Attributes:
     """Attributes of a decision span; `common` comes from `common_attributes`.
@@ -271,22 +287,22 @@ def decision_attributes(
         DECISION_SEQUENCE: sequence,
         DECISION_NODE: decision.node_id,
         DECISION_TYPE: decision.decision_type.value,
-        DECISION_INTENT: cap_text(decision.intent, limit),
-        DECISION_CHOSEN: decision.chosen_option_id,
+        DECISION_INTENT: policy.intent(decision.intent),
+        DECISION_CHOSEN: policy.ident(decision.chosen_option_id),
     }
     if decision.options:
         dumped = option_dicts if option_dicts is not None else [o.model_dump() for o in decision.options]
-        attrs[DECISION_OPTIONS] = encode_json(dumped, limit)
+        attrs[DECISION_OPTIONS] = policy.options(dumped)
     if decision.reasoning:
-        attrs[DECISION_REASONING] = cap_text(decision.reasoning, limit)
+        _put(attrs, DECISION_REASONING, policy.text(decision.reasoning))
     if decision.active_constraints:
-        attrs[DECISION_CONSTRAINTS] = _str_list(decision.active_constraints)
+        _put(attrs, DECISION_CONSTRAINTS, policy.texts(decision.active_constraints, _MAX_LIST_ITEMS))
     if decision.input_context:
-        attrs[DECISION_CONTEXT] = encode_json(decision.input_context, limit)
+        _put(attrs, DECISION_CONTEXT, policy.json(decision.input_context))
     if decision.evaluation is not None:
-        attrs[DECISION_EVALUATION] = encode_json(decision.evaluation.model_dump(), limit)
+        attrs[DECISION_EVALUATION] = policy.evaluation(decision.evaluation.model_dump())
     if decision.model_extra:
-        attrs[DECISION_EXTRA] = encode_json(decision.model_extra, limit)
+        _put(attrs, DECISION_EXTRA, policy.json(decision.model_extra))
     return attrs
 
 
@@ -319,14 +335,15 @@ def tool_name(decision: Decision) -> str | None:
     return tool_of(decision.options, decision.chosen_option_id)
 
 
-def outcome_span_name_for(tool: str | None) -> str:
-    """`execute_tool {tool}` for tool calls, else `outcome` (never free text)."""
-    return f"{OP_EXECUTE_TOOL} {tool}" if tool else SPAN_NAME_OUTCOME
+def outcome_span_name_for(tool: str | None, policy: ContentPolicy = DEFAULT_POLICY) -> str:
+    """`execute_tool {tool}` for tool calls (the name scrubbed, or hashed without content capture),
+    else `outcome` (never free text)."""
+    return f"{OP_EXECUTE_TOOL} {policy.tool(tool)}" if tool else SPAN_NAME_OUTCOME
 
 
-def outcome_span_name(decision: Decision) -> str:
-    """`execute_tool {tool}` for tool calls, else `outcome` (never free text)."""
-    return outcome_span_name_for(tool_name(decision))
+def outcome_span_name(decision: Decision, policy: ContentPolicy = DEFAULT_POLICY) -> str:
+    """`outcome_span_name_for` the tool `decision` chose, if any."""
+    return outcome_span_name_for(tool_name(decision), policy)
 
 
 def outcome_attributes(
@@ -334,7 +351,7 @@ def outcome_attributes(
     decision: Decision,
     outcome: Outcome,
     error_type: str | None = None,
-    limit: int = DEFAULT_MAX_VALUE_CHARS,
+    policy: ContentPolicy = DEFAULT_POLICY,
 ) -> Attributes:
     """Attributes of an outcome span. `error_type` names the exception class when one is known."""
     return outcome_fields(
@@ -351,7 +368,7 @@ def outcome_attributes(
         outcome.latency_ms,
         outcome.model_extra,
         error_type,
-        limit,
+        policy,
     )
 
 
@@ -369,7 +386,7 @@ def outcome_fields(
     latency_ms: int = 0,
     extra: Mapping[str, Any] | None = None,
     error_type: str | None = None,
-    limit: int = DEFAULT_MAX_VALUE_CHARS,
+    policy: ContentPolicy = DEFAULT_POLICY,
 ) -> Attributes:
     """`outcome_attributes` from plain values: decorated code records outcomes without models."""
     attrs: Attributes = {
@@ -380,41 +397,38 @@ def outcome_fields(
     }
     if tool:
         attrs[GEN_AI_OPERATION_NAME] = OP_EXECUTE_TOOL
-        attrs[GEN_AI_TOOL_NAME] = tool
+        attrs[GEN_AI_TOOL_NAME] = policy.tool(tool)
     if result is not None:
-        attrs[OUTCOME_RESULT] = encode_json(result, limit)
+        _put(attrs, OUTCOME_RESULT, policy.json(result))
     if error is not None:
-        attrs[OUTCOME_ERROR] = cap_text(error, limit)
+        _put(attrs, OUTCOME_ERROR, policy.text(error))
     if summary:
-        attrs[OUTCOME_SUMMARY] = cap_text(summary, limit)
+        _put(attrs, OUTCOME_SUMMARY, policy.text(summary))
     if state_changes:
-        attrs[OUTCOME_STATE_CHANGES] = encode_json(state_changes, limit)
+        _put(attrs, OUTCOME_STATE_CHANGES, policy.json(state_changes))
     if tokens_used:
         attrs[OUTCOME_TOKENS] = tokens_used
     if latency_ms:
         attrs[OUTCOME_LATENCY] = latency_ms
     if extra:
-        attrs[OUTCOME_EXTRA] = encode_json(extra, limit)
+        _put(attrs, OUTCOME_EXTRA, policy.json(extra))
     if not success:
         attrs[ERROR_TYPE] = error_type or ERROR_TYPE_OTHER
     return attrs
 
 
-def problem_attributes(problem: Problem, limit: int = DEFAULT_MAX_VALUE_CHARS) -> Attributes:
+def problem_attributes(problem: Problem, policy: ContentPolicy = DEFAULT_POLICY) -> Attributes:
     """Attributes of an `otel_decisions.problem` span event."""
-    attrs: Attributes = {
-        PROBLEM_ID: problem.id,
-        PROBLEM_SEVERITY: problem.severity,
-        PROBLEM_DESCRIPTION: cap_text(problem.description, limit),
-    }
+    attrs: Attributes = {PROBLEM_ID: problem.id, PROBLEM_SEVERITY: policy.scrubbed(problem.severity)}
+    _put(attrs, PROBLEM_DESCRIPTION, policy.text(problem.description))
     if problem.root_cause is not None:
-        attrs[PROBLEM_ROOT_CAUSE] = cap_text(problem.root_cause, limit)
+        _put(attrs, PROBLEM_ROOT_CAUSE, policy.text(problem.root_cause))
     if problem.decision_id is not None:
         attrs[PROBLEM_DECISION_ID] = problem.decision_id
     if problem.suggested_fix is not None:
-        attrs[PROBLEM_SUGGESTED_FIX] = cap_text(problem.suggested_fix, limit)
+        _put(attrs, PROBLEM_SUGGESTED_FIX, policy.text(problem.suggested_fix))
     if problem.model_extra:
-        attrs[PROBLEM_EXTRA] = encode_json(problem.model_extra, limit)
+        _put(attrs, PROBLEM_EXTRA, policy.json(problem.model_extra))
     return attrs
 
 
@@ -592,7 +606,7 @@ def run_from_spans(spans: Iterable[SpanRecord]) -> Run | None:
     decision_spans: list[SpanRecord] = []
     outcomes: dict[str, SpanRecord] = {}
     first: SpanRecord | None = None
-    for span in spans:
+    for span in latest_versions(spans):
         kind = record_kind(span.attributes)
         if kind == RECORD_DECISION:
             decision_spans.append(span)
@@ -629,6 +643,8 @@ def run_from_spans(spans: Iterable[SpanRecord]) -> Run | None:
         run = _validate(Run, {**data, "started_at": ns_to_datetime(first.start_ns)})
         _count_into(run.metrics, decisions)
         return run
+    if is_open(root):  # the run had not ended (its process may have died): metrics as recorded so far
+        remote = decisions
     status = a.get(RUN_STATUS, RunStatus.RUNNING.value)
     data.update(_extra(a, RUN_EXTRA))
     for trace_id, _span_id, link in root.links:
@@ -652,6 +668,31 @@ def run_from_spans(spans: Iterable[SpanRecord]) -> Run | None:
     run = _validate(Run, data)
     _count_into(run.metrics, remote)
     return run
+
+
+def is_open(span: SpanRecord) -> bool:
+    """Whether `span` is a snapshot of a span that was still open (see `SPAN_OPEN`)."""
+    return span.attributes.get(SPAN_OPEN) is True
+
+
+def latest_versions(spans: Iterable[SpanRecord]) -> list[SpanRecord]:
+    """`spans` with one version per span id: the ended span over any snapshot of it while open, else
+    the latest snapshot. Spans without snapshots (all but a few) pass straight through."""
+    spans = list(spans)
+    if not any(SPAN_OPEN in s.attributes for s in spans):
+        return spans
+    best: dict[str, SpanRecord] = {}
+    for span in spans:
+        seen = best.get(span.span_id)
+        if seen is None or _newer(span, seen):
+            best[span.span_id] = span
+    return list(best.values())
+
+
+def _newer(span: SpanRecord, than: SpanRecord) -> bool:
+    if is_open(than) != is_open(span):
+        return is_open(than)
+    return span.end_ns >= than.end_ns
 
 
 def _count_into(metrics: RunMetrics, decisions: list[Decision]) -> None:

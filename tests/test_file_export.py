@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 
 from otel_decisions import BuilderQuery, Runtime, _config
+from otel_decisions.contract import RUN_ID as RUN_ID_KEY
+from otel_decisions.contract import SPAN_OPEN
 from otel_decisions.export.file_writer import FILE_NAME, JsonLinesWriter
 from otel_decisions.export.pipeline import pipeline_for
 from otel_decisions.models import RunStatus
@@ -193,10 +195,15 @@ def test_run_is_written_as_collector_format_otlp_json_lines(tmp_path: Path) -> N
             assert "resource" in rs and isinstance(rs["resource"], dict)
             for ss in rs["scopeSpans"]:
                 assert ss["scope"]["name"] == "otel_decisions"
-    spans = all_spans(documents)
-    for span in spans:
+    every = all_spans(documents)
+    for span in every:
         check_span(span)
-    assert {span["traceId"] for span in spans} == {execution_id}
+    snapshots = [s for s in every if {"key": SPAN_OPEN, "value": {"boolValue": True}} in s["attributes"]]
+    spans = [s for s in every if s not in snapshots]
+    # the run's root, written when it started and again with its problem, before it ended
+    assert [s["spanId"] for s in snapshots] == [spans[-1]["spanId"]] * 2
+    assert [len(s.get("events", ())) for s in snapshots] == [0, 1]
+    assert {span["traceId"] for span in every} == {execution_id}
     roots = [s for s in spans if "parentSpanId" not in s]
     assert len(roots) == 1 and len(spans) == 3
     root = roots[0]
@@ -214,22 +221,29 @@ def test_run_is_written_as_collector_format_otlp_json_lines(tmp_path: Path) -> N
     }
 
 
-def test_every_run_is_one_complete_line_appended_to_the_same_file(tmp_path: Path) -> None:
+def test_every_record_is_a_complete_line_appended_as_it_happens_to_the_same_file(tmp_path: Path) -> None:
     runtime = Runtime(tmp_path)
     run_ids = [record(runtime, "lines", [f"run {n} decision {d}" for d in range(3)]) for n in range(4)]
 
     assert [p.name for p in jsonl_files(tmp_path)] == [FILE_NAME]
     documents = parsed_lines(tmp_path / FILE_NAME)
-    per_line_runs = [
-        {
-            a["value"]["stringValue"]
+    per_line = [
+        [
+            (
+                next(a["value"]["stringValue"] for a in sp["attributes"] if a["key"] == RUN_ID_KEY),
+                sp["name"],
+            )
             for sp in all_spans([doc])
-            for a in sp["attributes"]
-            if a["key"] == "otel_decisions.run.id"
-        }
+        ]
         for doc in documents
     ]
-    assert per_line_runs == [{run_id} for run_id in run_ids]
+    # one line per record, in the order they happened: the run's start, each decision and outcome, its end
+    expected = [
+        [(run_id, name)]
+        for run_id in run_ids
+        for name in ["invoke_agent lines", *["plan", "execute_tool doc_search"] * 3, "invoke_agent lines"]
+    ]
+    assert per_line == expected
 
 
 # ----------------------------------------------------------------------------------------- directory

@@ -22,6 +22,7 @@ from anthropic.resources.messages.messages import DEPRECATED_MODELS
 from anthropic.types import ModelParam
 from anthropic_server import AnthropicServer, Received, Reply
 
+import otel_decisions
 from otel_decisions import BuilderQuery, ConfigError, Runtime
 from otel_decisions._demo.calculator import DEMO_EXPRESSIONS, GOAL_ID, run_calculator
 from otel_decisions._redaction import REDACTED, redact_text, redact_value
@@ -97,9 +98,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Store:
 
 @pytest.fixture(scope="module")
 def secret_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    """Runs whose options, intents, context and errors hold an API key, an AWS key, a JWT, a password."""
+    """Runs whose options, intents, context and errors hold an API key, an AWS key, a JWT, a password
+    (recorded with scrubbing off, as another recorder may have: the pack must not rely on it)."""
     path = tmp_path_factory.mktemp("secrets")
-    runtime = Runtime(path)
+    otel_decisions.configure(scrub=False)
+    try:
+        runtime = Runtime(path)
+    finally:
+        otel_decisions.configure()
     for _ in range(3):
         runtime.start_run("login", f"Log in with {ANTHROPIC_KEY}", input_data={"api_key": ANTHROPIC_KEY})
         runtime.set_node("auth")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from otel_decisions import BuilderQuery, RunStatus
+from otel_decisions.contract import is_open
 from otel_decisions.export import pipeline
 from otel_decisions.reading.otlp_files import parse_line
 
@@ -303,7 +304,7 @@ def test_directory_option_keeps_the_session_spans_for_the_builder(pytester: pyte
     records = [
         record for line in (spans / "traces.jsonl").read_bytes().splitlines() for record in parse_line(line)
     ]
-    span_ids = [record.span_id for record in records]
+    span_ids = [record.span_id for record in records if not is_open(record)]  # not crash-safety snapshots
     assert len(span_ids) == len(set(span_ids))  # runs already written to DIR are not copied twice
 
     query = BuilderQuery(spans)

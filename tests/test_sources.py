@@ -43,7 +43,7 @@ Document = dict[str, Any]
 
 @dataclass
 class Recorded:
-    lines: list[Document]  # the JSON-lines documents `Runtime` wrote, one per run
+    lines: list[Document]  # the documents `Runtime` wrote, regrouped one per run as a Collector batches
     expected: dict[str, dict[str, Any]]  # run id -> run.model_dump(), as the JSON reader rebuilds it
     service: str
 
@@ -67,11 +67,33 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
     decision = runtime.decide(intent="query", options=OPTIONS, chosen="a", reasoning="fast")
     runtime.record_outcome(decision, success=True, result=["hit"], latency_ms=12)
     runtime.end_run(success=True)
-    lines = [json.loads(line) for line in (directory / "traces.jsonl").read_text().splitlines()]
+    written = [json.loads(line) for line in (directory / "traces.jsonl").read_text().splitlines()]
+    assert len(written) > 3  # each record is written as it happens
+    lines = one_document_per_run(written)
     expected = dumped(BuilderQuery(directory))
     assert len(lines) == len(expected) == 3
     resource = {a["key"]: a["value"] for a in lines[0]["resourceSpans"][0]["resource"]["attributes"]}
     return Recorded(lines, expected, resource["service.name"]["stringValue"])
+
+
+def one_document_per_run(documents: list[Document]) -> list[Document]:
+    """The spans of `documents` (all of one resource and scope) regrouped into one document per trace."""
+    first = documents[0]["resourceSpans"][0]
+    by_trace: dict[str, list[Document]] = {}
+    for document in documents:
+        for span in spans(document):
+            by_trace.setdefault(span["traceId"], []).append(span)
+    return [
+        {
+            "resourceSpans": [
+                {
+                    "resource": first["resource"],
+                    "scopeSpans": [{"scope": first["scopeSpans"][0]["scope"], "spans": s}],
+                }
+            ]
+        }
+        for s in by_trace.values()
+    ]
 
 
 @pytest.fixture(autouse=True)

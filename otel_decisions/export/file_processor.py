@@ -1,13 +1,18 @@
-"""The span processor behind the local file: durable at run end, cheap on the agent's thread.
+"""The span processor behind the local file: every ended span is on disk when it ends.
 
-Why not `BatchSpanProcessor`? Its `force_flush` hops to a worker thread and back, and the seed promises
-that a run is readable the moment `end_run` returns. This processor appends ended spans to a list (one
-lock, no encoding) and writes them, encoded as one OTLP/JSON line, in the thread that ends a run's root
-span. Spans of runs still open are written by a daemon thread every `flush_interval` seconds (default
-1 s), when `max_buffer` spans are pending, on `force_flush`, and at shutdown, so a crash loses at most
-the last interval. `before_flush` (if given) runs first on every flush: the recorder uses it to turn
-the decisions of runs still open into spans. Only spans of our instrumentation scope, and spans of other
-instrumentations joined to a run (carrying its run id: LLM calls), are kept unless `only_ours` is False.
+Why not `BatchSpanProcessor`? A process killed with SIGKILL loses whatever a batch still holds, and the
+seed promises that a run is readable the moment `end_run` returns. This processor writes each ended
+span in the thread that ends it: encoded as one OTLP/JSON line and appended with one `write(2)`
+(`JsonLinesWriter`), a few microseconds. `journal()` writes a span that never went through a tracer the
+same way: the recorder's decisions and outcomes (made as finished spans), and snapshots of spans still
+open (a run's root, a decision whose work is running), so that a crash leaves the run, and the
+decisions it had made, in the file. Within `batch()` the spans a thread ends are written together.
+
+A write that fails (a full disk, too many open files) keeps its spans, up to a bound, for the next
+write or the periodic flush (`flush_interval` seconds, default 1 s, on a daemon thread that also runs
+`before_flush`: the recorder hands the decisions of open runs to the other processors there). Only
+spans of our instrumentation scope, and spans of other instrumentations joined to a run (carrying its
+run id: LLM calls), are kept unless `only_ours` is False.
 
 Never raises into the caller: encoding and I/O errors are logged, and the spans are counted as dropped.
 """
@@ -18,7 +23,8 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Final
 
 from opentelemetry.context import Context
@@ -33,30 +39,28 @@ __all__ = ["RunFileProcessor"]
 _logger = logging.getLogger(__name__)
 
 DEFAULT_FLUSH_INTERVAL: Final = 1.0
-DEFAULT_MAX_BUFFER: Final = 2048
 _MAX_RETAINED: Final = 100_000  # spans kept across failed writes before the oldest are dropped
 
 
 class RunFileProcessor(SpanProcessor):
-    """Buffers ended spans; writes them to a `JsonLinesWriter` when a run ends, and periodically."""
+    """Writes each ended span to a `JsonLinesWriter` as it ends; retries failed writes periodically."""
 
     def __init__(
         self,
         writer: JsonLinesWriter,
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
-        max_buffer: int = DEFAULT_MAX_BUFFER,
         only_ours: bool = True,
         before_flush: Callable[[], None] | None = None,
     ) -> None:
         self.writer = writer
         self.before_flush = before_flush
         self.flush_interval = flush_interval
-        self.max_buffer = max_buffer
         self.only_ours = only_ours
         self.dropped = 0
-        self._pending: list[ReadableSpan] = []
+        self._pending: list[ReadableSpan] = []  # spans of failed writes, written before the next ones
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
+        self._batch = threading.local()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -65,6 +69,7 @@ class RunFileProcessor(SpanProcessor):
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
+        self._batch = threading.local()
         self._wake = threading.Event()
         self._thread = None
         self._pending = []
@@ -81,14 +86,32 @@ class RunFileProcessor(SpanProcessor):
                 span.attributes or {}
             ):
                 return  # neither ours nor another instrumentation's span joined to a run (LLM calls)
-        with self._lock:
-            self._pending.append(span)
-            count = len(self._pending)
-        # A run's root is the only parentless span we create: its end is the end of the run.
-        if span.parent is None or count >= self.max_buffer:
-            self._flush()
-        else:
-            self.start_background_flush()
+        self.journal(span)
+
+    def journal(self, span: ReadableSpan) -> None:
+        """Write `span` now (or at the end of this thread's `batch()`), whatever its scope."""
+        if self._closed:
+            return
+        held: list[ReadableSpan] | None = getattr(self._batch, "spans", None)
+        if held is not None:
+            held.append(span)
+            return
+        self._write([span])
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Write the spans this thread ends inside the block as one line, when the block ends."""
+        if getattr(self._batch, "spans", None) is not None:  # nested: the outer block writes
+            yield
+            return
+        held: list[ReadableSpan] = []
+        self._batch.spans = held
+        try:
+            yield
+        finally:
+            self._batch.spans = None
+            if held:
+                self._write(held)
 
     def start_background_flush(self) -> None:
         """Start the periodic flush thread if it is not running (and an interval is set)."""
@@ -106,33 +129,37 @@ class RunFileProcessor(SpanProcessor):
             )
             self._thread.start()
 
+    def _write(self, spans: list[ReadableSpan]) -> bool:
+        """Encode `spans` (after any left by failed writes) as one line and append it."""
+        if self._pending:
+            with self._lock:
+                spans, self._pending = self._pending + spans, []
+        builder = LineBuilder()
+        for span in spans:
+            builder.add(span)  # logs and leaves out a span it cannot encode; never raises
+        self.dropped += builder.skipped
+        if self.writer.write(builder.line()):
+            return True
+        # A transient error (too many open files, a full disk): keep the spans for the next write or
+        # flush, up to a bound; past it, the oldest are dropped (and counted).
+        with self._lock:
+            kept = spans + self._pending
+            overflow = max(0, len(kept) - _MAX_RETAINED)
+            self._pending = kept[overflow:]
+        self.dropped += overflow
+        self.start_background_flush()
+        return False
+
     def _flush(self, background: bool = False) -> bool:
         if background and self.before_flush is not None:
             try:
                 self.before_flush()
             except Exception:
                 _logger.exception("otel_decisions: could not record pending decisions")
-        # One flush at a time: a run's end must not return while an earlier flush holding some of
-        # the run's spans is still writing them.
         with self._flush_lock:
-            with self._lock:
-                pending, self._pending = self._pending, []
-            if not pending:
+            if not self._pending:
                 return True
-            builder = LineBuilder()
-            for span in pending:
-                builder.add(span)  # logs and leaves out a span it cannot encode; never raises
-            self.dropped += builder.skipped
-            if self.writer.write(builder.line()):
-                return True
-            # A transient error (too many open files, a full disk): keep the spans for the next
-            # flush, up to a bound; past it, the oldest are dropped (and counted).
-            with self._lock:
-                kept = pending + self._pending
-                overflow = max(0, len(kept) - _MAX_RETAINED)
-                self._pending = kept[overflow:]
-            self.dropped += overflow
-            return False
+            return self._write([])
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self._flush(background=True)

@@ -306,6 +306,20 @@ class LineBuilder:
         """The `{"resourceSpans": [...]}` line with a final newline (b"" when empty)."""
         if not self.count:
             return b""
+        if len(self._groups) == 1:  # the common case (one resource, one scope): no regrouping
+            resource, scope, encoded = next(iter(self._groups.values()))
+            if not resource.schema_url and (scope is None or not scope.schema_url):
+                return b"".join(
+                    (
+                        b'{"resourceSpans":[',
+                        _CACHE.get(resource, _resource),
+                        b',"scopeSpans":[',
+                        _CACHE.get(scope, _scope),
+                        b',"spans":[',
+                        b",".join(encoded),
+                        b"]}]}]}\n",
+                    )
+                )
         by_resource: dict[int, tuple[Resource, list[bytes]]] = {}
         for resource, scope, encoded in self._groups.values():
             part = _CACHE.get(scope, _scope) + b',"spans":[' + b",".join(encoded) + b"]"

@@ -15,6 +15,8 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
+import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -27,9 +29,12 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Tracer
 
 from otel_decisions import _config
+from otel_decisions._privacy import ContentPolicy
+from otel_decisions._redaction import DEFAULT_ALLOWED_KEYS
 from otel_decisions.contract import INSTRUMENTATION_NAME, SCHEMA, SCHEMA_VERSION
 from otel_decisions.export.file_processor import RunFileProcessor
 from otel_decisions.export.file_writer import JsonLinesWriter
@@ -57,13 +62,42 @@ class Pipeline:
     provider: TracerProvider
     tracer: Tracer
     processor: RunFileProcessor
-    max_value_chars: int
+    policy: ContentPolicy
+    """What of the agent's values is recorded: caps, scrubbing, content capture."""
     enabled: bool = True
     open_recorders: weakref.WeakSet[Drainable] = field(default_factory=weakref.WeakSet)
     run_ended: Callable[[], None] = lambda: None
     """Called after a run's spans are written: wakes the OTLP flush (never blocks)."""
     processors: tuple[SpanProcessor, ...] = ()
     """Where the provider's ended spans go (spans of other instrumentations joining a run use it too)."""
+    scope: InstrumentationScope | None = None
+    """Our instrumentation scope, for spans made without the tracer (`recording._spans`)."""
+
+    @property
+    def local_file(self) -> bool:
+        return self.processor in self.processors
+
+    def journal(self, span: ReadableSpan) -> None:
+        """Write `span` to the local file now (a finished span made without the tracer, or a
+        snapshot of an open one); other processors get finished ones through `forward`."""
+        if self.processor in self.processors:
+            self.processor.journal(span)
+
+    def forward(self, spans: list[ReadableSpan]) -> None:
+        """Hand finished spans the file already holds to every other processor (OTLP, the user's
+        provider, observers), never raising."""
+        for processor in self.processors:
+            if processor is self.processor:
+                continue
+            for span in spans:
+                try:
+                    processor.on_end(span)
+                except Exception:
+                    _logger.exception("otel_decisions: span processor %r failed", processor)
+
+    def new_span_id(self) -> int:
+        """A span id from the provider's id generator."""
+        return self.provider.id_generator.generate_span_id()
 
     def flush(self) -> bool:
         """Turn pending decisions of open runs into spans and write every buffered span now."""
@@ -98,9 +132,35 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def interrupt_open_runs(narrative: str, failed: bool = False) -> None:
+    """End every run still open, as `failed` or `cancelled` with `narrative` (at exit, on SIGTERM), so
+    the file tells what happened to it instead of leaving it `running` for ever."""
+    for pipeline in list(_every_pipeline):
+        for recorder in list(pipeline.open_recorders):
+            callback = getattr(recorder, "on_interrupt", None)
+            if callback is None:
+                continue
+            try:
+                callback(narrative, failed)
+            except Exception:
+                _logger.exception("otel_decisions: could not end an interrupted run")
+
+
 @atexit.register
 def _at_exit() -> None:
-    """Write what is buffered to every file (fast, local), then give OTLP one bounded wait."""
+    """End runs left open, write what is buffered to every file (fast, local), then give OTLP one
+    bounded wait."""
+    uncaught = getattr(sys, "last_value", None)  # set when an uncaught exception ends the program
+    if uncaught is not None:
+        interrupt_open_runs(
+            f"Run interrupted: the process exited on an uncaught {type(uncaught).__qualname__}.", True
+        )
+    else:
+        interrupt_open_runs("Run interrupted: the process exited before the run ended.")
+    _flush_at_exit()
+
+
+def _flush_at_exit() -> None:
     for pipeline in list(_every_pipeline):
         try:
             pipeline.processor.shutdown()
@@ -108,6 +168,43 @@ def _at_exit() -> None:
             _logger.exception("otel_decisions: could not flush %s at exit", pipeline.directory)
     if _exit_otlp:
         shutdown_all([p for p, _ in _exit_otlp], max(t for _, t in _exit_otlp))
+
+
+_sigterm_installed = False
+
+
+def _install_sigterm_handler() -> None:
+    """On SIGTERM (a container stopping, a supervisor's kill), end open runs and flush, then terminate
+    exactly as SIGTERM would have. Only when SIGTERM has its default action (a handler of the
+    application's is left alone), from the main thread, unless `OTEL_DECISIONS_SIGTERM=false`."""
+    global _sigterm_installed
+    if _sigterm_installed or threading.current_thread() is not threading.main_thread():
+        return
+    _sigterm_installed = True
+    if not _config.env_flag(_config.OTEL_DECISIONS_SIGTERM, True):
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError, AttributeError):  # no signals here (an embedded interpreter, Windows)
+        pass
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    # The handler runs in the main thread between two bytecodes, maybe inside our own writer: the
+    # work runs on another thread, given a bounded wait, so a lock held here can never deadlock it.
+    def work() -> None:
+        interrupt_open_runs("Run interrupted: the process received SIGTERM.")
+        _flush_at_exit()
+
+    worker = threading.Thread(target=work, name="otel_decisions-sigterm", daemon=True)
+    worker.start()
+    worker.join(_SIGTERM_WAIT)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.raise_signal(signal.SIGTERM)  # terminate as the default action would: exit status -15
+
+
+_SIGTERM_WAIT = 5.0
 
 
 def configure(**settings: Any) -> Settings:
@@ -120,7 +217,9 @@ def configure(**settings: Any) -> Settings:
     Arguments (all optional; unset ones come from the standard `OTEL_*` variables): `directory`,
     `local_file`, `otlp_endpoint`, `otlp_protocol` (`"grpc"` or `"http/protobuf"`), `otlp_headers`,
     `otlp_timeout` (seconds), `exporters` (`["otlp"]`, `["console"]`, `["none"]`), `service_name`,
-    `join_global_provider`. Raises `ConfigError` for a value it cannot use.
+    `join_global_provider`, `capture_content` (False: no free text, statistics only), `scrub` (False:
+    no secret scrubbing), `scrub_allowed_keys` (keys never scrubbed). Raises `ConfigError` for a
+    value it cannot use.
     """
     global _settings
     resolved = resolve(**settings)
@@ -218,11 +317,18 @@ def _build(directory: Path, settings: Settings) -> Pipeline:
         provider,
         tracer,
         processor,
-        _config.max_value_chars(),
+        ContentPolicy(
+            _config.max_value_chars(),
+            capture=settings.capture_content,
+            scrub=settings.scrub,
+            allowed_keys=DEFAULT_ALLOWED_KEYS | settings.scrub_allowed_keys,
+        ),
         enabled=not _config.sdk_disabled(),
         run_ended=run_ended,
         processors=tuple(processors),
+        scope=getattr(tracer, "_instrumentation_scope", None),
     )
     processor.before_flush = pipeline.drain_open_recorders
     _every_pipeline.append(pipeline)
+    _install_sigterm_handler()
     return pipeline

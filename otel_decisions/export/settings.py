@@ -15,6 +15,9 @@ environment values log a warning and fall back, so a typo in a deployment never 
 | exporters | `OTEL_TRACES_EXPORTER` (`otlp`, `console`, `none`) | `otlp` |
 | service_name | `OTEL_SERVICE_NAME` (and `OTEL_RESOURCE_ATTRIBUTES`) | the SDK's |
 | join_global_provider | — | on: spans also go to a TracerProvider the user set |
+| capture_content | `OTEL_DECISIONS_CAPTURE_CONTENT` | on: free text is recorded (scrubbed) |
+| scrub | `OTEL_DECISIONS_SCRUB` | on: secret-looking values become `[REDACTED]` |
+| scrub_allowed_keys | `OTEL_DECISIONS_SCRUB_ALLOWED_KEYS` (comma-separated) | none beyond the built-in ids |
 """
 
 from __future__ import annotations
@@ -53,6 +56,9 @@ class Settings:
     exporters: frozenset[str] = frozenset({"otlp"})
     service_name: str | None = None
     join_global_provider: bool = True
+    capture_content: bool = True
+    scrub: bool = True
+    scrub_allowed_keys: frozenset[str] = frozenset()
 
     @property
     def otlp_enabled(self) -> bool:
@@ -91,8 +97,20 @@ def resolve(
     exporters: list[str] | None = None,
     service_name: str | None = None,
     join_global_provider: bool | None = None,
+    capture_content: bool | None = None,
+    scrub: bool | None = None,
+    scrub_allowed_keys: list[str] | tuple[str, ...] | frozenset[str] | set[str] | None = None,
 ) -> Settings:
     """The settings for these arguments (None = not given), the environment and the defaults."""
+    for name, flag in (("capture_content", capture_content), ("scrub", scrub)):
+        if flag is not None and not isinstance(flag, bool):
+            raise ConfigError(f"{name} must be True, False or None, got {flag!r}")
+    if scrub_allowed_keys is not None and (
+        isinstance(scrub_allowed_keys, str)
+        or not isinstance(scrub_allowed_keys, list | tuple | set | frozenset)
+        or not all(isinstance(k, str) and k for k in scrub_allowed_keys)
+    ):
+        raise ConfigError(f"scrub_allowed_keys must be a list of key names, got {scrub_allowed_keys!r}")
     if otlp_endpoint is not None and not _valid_endpoint(otlp_endpoint):
         raise ConfigError(
             f"otlp_endpoint must be an http(s) URL like http://localhost:4318, got {otlp_endpoint!r}"
@@ -157,4 +175,17 @@ def resolve(
         exporters=frozenset(wanted),
         service_name=service_name or _env("OTEL_SERVICE_NAME"),
         join_global_provider=True if join_global_provider is None else bool(join_global_provider),
+        capture_content=_config.env_flag(_config.OTEL_DECISIONS_CAPTURE_CONTENT, True)
+        if capture_content is None
+        else capture_content,
+        scrub=_config.env_flag(_config.OTEL_DECISIONS_SCRUB, True) if scrub is None else scrub,
+        scrub_allowed_keys=frozenset(
+            k.strip().lower()
+            for k in (
+                scrub_allowed_keys
+                if scrub_allowed_keys is not None
+                else (_env(_config.OTEL_DECISIONS_SCRUB_ALLOWED_KEYS) or "").split(",")
+            )
+            if k.strip()
+        ),
     )

@@ -21,7 +21,9 @@ add is where the span goes and what it counts towards:
   `tokens_used` (unless the agent reports tokens itself) and the run's total; a call made in a run but
   outside any decision adds to the run's total.
 - **Content.** Message content is recorded only when content capture is on: `capture_content=True`, or
-  `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true` (default off).
+  `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true` (default off), and never when our own
+  content capture is off (`OTEL_DECISIONS_CAPTURE_CONTENT=false`). Spans recorded into a run are
+  scrubbed like ours: attributes, event attributes and the status message.
 """
 
 from __future__ import annotations
@@ -36,12 +38,14 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from opentelemetry.trace import Status
 
 from otel_decisions import contract as c
 from otel_decisions._exceptions import ConfigError
-from otel_decisions.export.pipeline import Pipeline
+from otel_decisions._privacy import ContentPolicy
+from otel_decisions.export.pipeline import Pipeline, current_settings
 from otel_decisions.recording.context import CURRENT_DECISION, CURRENT_RUN, RUNTIME_FOCUS
 
 __all__ = ["AnthropicInstrumentor", "instrument_anthropic", "uninstrument_anthropic"]
@@ -124,7 +128,10 @@ class _Router(SpanProcessor):
             )
             if tokens:
                 target.add_tokens(tokens)
-            copy = _copy(span, {**attributes, **extra, **target.attributes})
+            policy = target.pipeline.policy  # our scrubbing and content switch hold for these too
+            copy = _copy(
+                span, {**policy.foreign_attributes(attributes), **extra, **target.attributes}, policy
+            )
             if target.pipeline.enabled:
                 for processor in target.pipeline.processors:
                     processor.on_end(copy)
@@ -136,18 +143,28 @@ def _int(value: Any) -> int:
     return value if type(value) is int and value > 0 else 0
 
 
-def _copy(span: ReadableSpan, attributes: dict[str, Any]) -> ReadableSpan:
-    """The span with more attributes (an ended span cannot take new ones)."""
+def _copy(
+    span: ReadableSpan, attributes: dict[str, Any], policy: ContentPolicy | None = None
+) -> ReadableSpan:
+    """The span with more attributes (an ended span cannot take new ones); with `policy`, its events
+    and status message are scrubbed (or dropped, without content capture) like its attributes."""
+    events, status = span.events, span.status
+    if policy is not None:
+        events = tuple(
+            Event(e.name, policy.foreign_attributes(e.attributes or {}), e.timestamp) for e in events
+        )
+        if status.description:
+            status = Status(status.status_code, policy.message(status.description, 1024))
     return ReadableSpan(
         name=span.name,
         context=span.context,
         parent=span.parent,
         resource=span.resource,
         attributes=attributes,
-        events=span.events,
+        events=events,
         links=span.links,
         kind=span.kind,
-        status=span.status,
+        status=status,
         start_time=span.start_time,
         end_time=span.end_time,
         instrumentation_scope=span.instrumentation_scope,
@@ -237,7 +254,8 @@ def _patch(owner: type, name: str, wrapper: Any) -> None:
 def _client_init(original: Any) -> Any:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         if kwargs.get("open_telemetry") is None and _provider is not None:  # the caller's choice wins
-            mode = "content" if _capture else "metadata_only"
+            content = _capture and current_settings().capture_content  # our switch overrides
+            mode = "content" if content else "metadata_only"
             kwargs["open_telemetry"] = {"tracer_provider": _provider, "traces": {"content_mode": mode}}
         original(self, *args, **kwargs)
 

@@ -37,6 +37,7 @@ from otel_decisions.contract import (
     RUN_ID,
     RUN_NODES,
     RUN_STATUS,
+    SPAN_OPEN,
     SpanRecord,
     record_kind,
 )
@@ -71,6 +72,8 @@ class _Root(NamedTuple):
     goal_id: str
     status: str
     nodes: tuple[str, ...]
+    open: bool  # a snapshot of the root while the run was open (its final version supersedes it)
+    seen_ns: int  # the snapshot's time (a later snapshot supersedes an earlier one)
 
 
 class TraceFacts:
@@ -103,6 +106,8 @@ class TraceFacts:
         if kind is None:
             return False
         if kind == RECORD_DECISION:
+            if a.get(SPAN_OPEN) is True and span.span_id in self._decisions:
+                return True  # a snapshot of a decision already known: its ended version, or the same
             self._decisions[span.span_id] = (
                 span.start_ns,
                 _decision(span),
@@ -122,7 +127,11 @@ class TraceFacts:
                     _int(a.get(OUTCOME_LATENCY, 0)),
                 )
         elif kind == RECORD_RUN:
-            status = a.get(RUN_STATUS, _RUNNING)
+            is_open = a.get(SPAN_OPEN) is True
+            known = self._root
+            if known is not None and is_open and (not known.open or known.seen_ns > span.end_ns):
+                return True  # the run's final root, or a later snapshot, is known already
+            status = _RUNNING if is_open else a.get(RUN_STATUS, _RUNNING)
             status = status if status in _STATUSES else _RUNNING
             nodes = a.get(RUN_NODES) or ()
             self._root = _Root(
@@ -132,6 +141,8 @@ class TraceFacts:
                 _text(a.get(GOAL_ID), ""),
                 status,
                 tuple(dict.fromkeys(_intern(str(n)) for n in nodes)) if isinstance(nodes, list) else (),
+                is_open,
+                span.end_ns,
             )
         if self._first is None or span.start_ns < self._first[0]:
             self._first = (span.start_ns, _text(a.get(RUN_ID), ""), _text(a.get(GOAL_ID), ""))
@@ -170,9 +181,10 @@ class TraceFacts:
             ordered.append((d, remote))
         root = self._root
         if root is not None:
-            started, ended, run_id, goal_id, status, root_nodes = root
+            started, ended, run_id, goal_id, status, root_nodes, is_open, _ = root
             nodes = list(root_nodes)
-            counted = [d for d, remote in ordered if remote]  # other processes' decisions: not in metrics
+            # metrics of the root count this process's decisions, unless the run never ended
+            counted = [d for d, remote in ordered if remote or is_open]
         else:
             started, run_id, goal_id = first
             ended, status, nodes, counted = 0, _RUNNING, [], [d for d, _ in ordered]

@@ -4,11 +4,13 @@ Everything that records (the seed-compatible `Runtime`, and later the decorators
 `RunRecorder`, so there is one way a model becomes a span: the attributes come from
 `otel_decisions.contract`, the spans go to a `Pipeline`.
 
-A run's root span is started at once (its trace id is the run's execution id). Decisions and outcomes
-recorded through the seed API are spans with explicit start and end times; they are queued as they
-happen and created in order, through the SDK, when the run ends, when 4096 are queued, or when the
-pipeline's periodic flush drains open runs (every second by default). The agent's call therefore
-costs a model and a list append, not two SDK spans and their encoding, and the spans are identical.
+A run's root span is started at once (its trace id is the run's execution id), and a snapshot of it
+is written to the file, so a run whose process dies is still found. Decisions and outcomes recorded
+through the seed API are finished spans with explicit start and end times, made directly
+(`recording._spans`) and written to the file before the call returns; they are handed to the other
+span processors (OTLP, the user's provider) in order when the run ends, when 4096 are queued, or when
+the pipeline's periodic flush drains open runs (every second by default). The agent's call costs a
+model, its encoding and one `write(2)`, not two tracer-made spans.
 
 Spans are started with an explicit parent context rather than made current, so recording never
 attaches or detaches the caller's OpenTelemetry context (no "Failed to detach context" errors, no
@@ -23,16 +25,20 @@ import os
 import secrets
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Final
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode
 
 from otel_decisions import contract as c
+from otel_decisions._privacy import ContentPolicy
 from otel_decisions.export.pipeline import Pipeline
 from otel_decisions.models import Decision, Outcome, Problem, Run, RunStatus
 from otel_decisions.recording import _coerce
+from otel_decisions.recording._spans import finished_span, snapshot
 
 __all__ = ["RunRecorder", "record_run"]
 
@@ -41,9 +47,6 @@ _logger = logging.getLogger("otel_decisions")
 _STATUS_MESSAGE_CHARS: Final = 1024
 _EMPTY_CONTEXT: Final = Context()
 _MAX_QUEUED: Final = 4096  # bounds memory in very long runs; the periodic flush drains sooner
-
-# queued work: (decision id, None for a decision or the outcome span's name, attributes, time, error)
-_Queued = tuple[str, str | None, dict[str, Any], int, str | None]
 
 
 class RunRecorder:
@@ -54,14 +57,20 @@ class RunRecorder:
         "_common",
         "_decisions",
         "_drain_lock",
-        "_limit",
+        "_ended",
         "_pid",
         "_pipeline",
+        "_policy",
         "_queue",
+        "_recording",
         "_run_context",
+        "_run_name",
         "_run_span",
+        "_start_attributes",
+        "_start_ns",
         "_tracer",
         "execution_id",
+        "on_interrupt",
         "trace_id",
     )
 
@@ -70,16 +79,18 @@ class RunRecorder:
     ) -> None:
         self._pipeline = pipeline
         self._tracer = pipeline.tracer
-        self._limit = pipeline.max_value_chars
+        self._policy = pipeline.policy
         links = []
         current = trace.get_current_span().get_span_context()
         if current.is_valid:  # e.g. the delegating decision; `link_attributes` say which
             links.append(Link(current, link_attributes))
+        self._run_name = c.run_span_name(run.goal_id)
+        attributes = c.run_start_attributes(run, self._policy)
         span = self._tracer.start_span(
-            c.run_span_name(run.goal_id),
+            self._run_name,
             context=_EMPTY_CONTEXT,
             kind=SpanKind.INTERNAL,
-            attributes=c.run_start_attributes(run, self._limit),
+            attributes=attributes,
             links=links,
             start_time=start_ns,
         )
@@ -90,67 +101,89 @@ class RunRecorder:
         span.set_attribute(c.EXECUTION_ID, self.execution_id)
         self._run_span = span
         self._run_context = trace.set_span_in_context(span)
+        self._start_attributes = {**attributes, c.EXECUTION_ID: self.execution_id}
+        self._start_ns = start_ns
         self._common = c.common_attributes(self.execution_id, run.id, run.goal_id)
-        self._decisions: dict[str, tuple[Context, int]] = {}  # decision id -> (its span as parent, time)
+        self._decisions: dict[str, tuple[SpanContext, int]] = {}  # decision id -> (its span, time)
         self._pid = os.getpid()
-        self._queue: deque[_Queued] = deque()  # appended by the agent, drained by any thread: no lock
+        self._queue: deque[ReadableSpan] = deque()  # appended by the agent, drained by any thread
         self._drain_lock = threading.Lock()
+        self._recording = ctx.is_valid  # False when the SDK is disabled: nothing is written
+        self._ended = False
+        self.on_interrupt: Callable[[str, bool], None] | None = None
+        """Ends the run when the process exits or is terminated first: (narrative, failed)."""
+        if self._recording:
+            self._snapshot(start_ns)
         pipeline.watch(self)
+
+    def _snapshot(self, at_ns: int) -> None:
+        """Write the open root span as it stands (crash safety: the run and its problems are found)."""
+        span = self._run_span
+        self._pipeline.journal(
+            snapshot(
+                self._pipeline,
+                self._run_name,
+                span.get_span_context(),
+                None,
+                self._start_attributes,
+                self._start_ns,
+                at_ns,
+                getattr(span, "events", ()),
+                getattr(span, "links", ()),
+            )
+        )
 
     def decision(
         self, decision: Decision, sequence: int, at_ns: int, option_dicts: list[dict[str, Any]] | None = None
     ) -> None:
-        """Record `decision` as a zero-duration `plan` span at `at_ns`.
+        """Record `decision` as a zero-duration `plan` span at `at_ns`, in the file when this returns.
 
-        Its attributes are encoded now, so later changes to the caller's objects are not recorded;
-        only the span's creation waits for the run's end (or the periodic flush)."""
-        attributes = c.decision_attributes(self._common, decision, sequence, self._limit, option_dicts)
-        self._queue.append((decision.id, None, attributes, at_ns, None))
-        if len(self._queue) >= _MAX_QUEUED:
-            self.drain()
+        Its attributes are encoded now, so later changes to the caller's objects are not recorded."""
+        attributes = c.decision_attributes(self._common, decision, sequence, self._policy, option_dicts)
+        parent = self._run_span.get_span_context()
+        span = finished_span(self._pipeline, c.SPAN_NAME_PLAN, parent, attributes, at_ns, at_ns)
+        self._decisions[decision.id] = (span.get_span_context() or parent, at_ns)
+        self._record(span)
 
     def outcome(
         self, decision: Decision, outcome: Outcome, at_ns: int, error_type: str | None = None
     ) -> None:
         """Record `outcome` as a span from its decision's time to `at_ns`, a child of the decision."""
-        attributes = c.outcome_attributes(self._common, decision, outcome, error_type, self._limit)
-        error = None if outcome.success else _status_message(outcome.error)
-        self._queue.append((decision.id, c.outcome_span_name(decision), attributes, at_ns, error))
+        attributes = c.outcome_attributes(self._common, decision, outcome, error_type, self._policy)
+        error = None if outcome.success else self._policy.message(outcome.error, _STATUS_MESSAGE_CHARS)
+        found = self._decisions.get(decision.id)
+        parent, start_ns = found if found is not None else (self._run_span.get_span_context(), at_ns)
+        span = finished_span(
+            self._pipeline,
+            c.outcome_span_name(decision, self._policy),
+            parent,
+            attributes,
+            start_ns,
+            max(at_ns, start_ns),
+            error,
+            failed=not outcome.success,
+        )
+        self._record(span)
+
+    def _record(self, span: ReadableSpan) -> None:
+        if not self._recording or os.getpid() != self._pid:  # disabled, or a forked child's copy
+            return
+        self._pipeline.journal(span)
+        self._queue.append(span)
         if len(self._queue) >= _MAX_QUEUED:
             self.drain()
 
     def drain(self) -> None:
-        """Create the spans of everything queued, in order (safe from any thread)."""
-        if os.getpid() != self._pid:  # a forked child: the parent writes these, not us
+        """Hand the finished spans queued so far to the other processors, in order (any thread)."""
+        if os.getpid() != self._pid:  # a forked child: the parent forwards these, not us
             return
         with self._drain_lock:
             queue = self._queue
+            spans = []
             while queue:
-                decision_id, name, attributes, at_ns, error = queue.popleft()
-                try:
-                    if name is None:
-                        self._decision_span(decision_id, attributes, at_ns)
-                    else:
-                        self._outcome_span(decision_id, name, attributes, at_ns, error)
-                except Exception:  # one bad span must not stop the others
-                    _logger.exception("otel_decisions: could not create a span of run %s", self.execution_id)
-
-    def _decision_span(self, decision_id: str, attributes: dict[str, Any], at_ns: int) -> None:
-        span = self._tracer.start_span(
-            c.SPAN_NAME_PLAN, context=self._run_context, attributes=attributes, start_time=at_ns
-        )
-        span.end(end_time=at_ns)
-        self._decisions[decision_id] = (trace.set_span_in_context(span), at_ns)
-
-    def _outcome_span(
-        self, decision_id: str, name: str, attributes: dict[str, Any], at_ns: int, error: str | None
-    ) -> None:
-        found = self._decisions.get(decision_id)
-        parent, start_ns = found if found is not None else (self._run_context, at_ns)
-        span = self._tracer.start_span(name, context=parent, attributes=attributes, start_time=start_ns)
-        if attributes.get(c.OUTCOME_SUCCESS) is False:
-            span.set_status(Status(StatusCode.ERROR, error))
-        span.end(end_time=max(at_ns, start_ns))
+                spans.append(queue.popleft())
+            if spans:
+                self._pipeline.forward(spans)
 
     # --- live spans, for decorated code: the decision span is current while the work runs ---------
     @classmethod
@@ -162,7 +195,7 @@ class RunRecorder:
         self = cls.__new__(cls)
         self._pipeline = pipeline
         self._tracer = pipeline.tracer
-        self._limit = pipeline.max_value_chars
+        self._policy = pipeline.policy
         self.execution_id = execution_id
         self.trace_id = int(execution_id, 16)
         self._run_span = trace.get_current_span(parent)
@@ -172,6 +205,10 @@ class RunRecorder:
         self._pid = os.getpid()
         self._queue = deque()
         self._drain_lock = threading.Lock()
+        self._recording = trace.get_current_span(parent).get_span_context().is_valid
+        self._run_name, self._start_attributes, self._start_ns = "", {}, 0
+        self._ended = False
+        self.on_interrupt = None
         return self
 
     @property
@@ -180,9 +217,9 @@ class RunRecorder:
         return self._pipeline
 
     @property
-    def limit(self) -> int:
-        """The per-attribute size cap."""
-        return self._limit
+    def policy(self) -> ContentPolicy:
+        """What of the agent's values is recorded (caps, scrubbing, content capture)."""
+        return self._policy
 
     @property
     def common(self) -> dict[str, Any]:
@@ -195,10 +232,19 @@ class RunRecorder:
         return self._run_context
 
     def start_decision(self, attributes: dict[str, Any], at_ns: int, parent: Context | None) -> Span:
-        """Start a `plan` span that stays open while the decided work runs (ended by `end_decision`)."""
-        return self._tracer.start_span(
-            c.SPAN_NAME_PLAN, context=parent or self._run_context, attributes=attributes, start_time=at_ns
+        """Start a `plan` span that stays open while the decided work runs (ended by `end_decision`);
+        its snapshot is in the file when this returns (a crash mid-work still shows the decision)."""
+        context = parent or self._run_context
+        span = self._tracer.start_span(
+            c.SPAN_NAME_PLAN, context=context, attributes=attributes, start_time=at_ns
         )
+        if self._recording:
+            own = span.get_span_context()
+            parent_span = trace.get_current_span(context).get_span_context()
+            self._pipeline.journal(
+                snapshot(self._pipeline, c.SPAN_NAME_PLAN, own, parent_span, attributes, at_ns, at_ns)
+            )
+        return span
 
     def end_decision(
         self,
@@ -211,7 +257,21 @@ class RunRecorder:
         late_attributes: dict[str, Any] | None,
     ) -> None:
         """Record the outcome (`outcome_attributes`, from the contract) as a child span of the
-        decision span, then end the decision span. `error` set means the outcome failed."""
+        decision span, then end the decision span (both written as one line). `error` set means the
+        outcome failed."""
+        with self._pipeline.processor.batch():
+            self._end_decision(span, name, outcome_attributes, error, start_ns, at_ns, late_attributes)
+
+    def _end_decision(
+        self,
+        span: Span,
+        name: str,
+        outcome_attributes: dict[str, Any],
+        error: str | None,
+        start_ns: int,
+        at_ns: int,
+        late_attributes: dict[str, Any] | None,
+    ) -> None:
         try:
             child = self._tracer.start_span(
                 name,
@@ -220,7 +280,7 @@ class RunRecorder:
                 start_time=start_ns,
             )
             if outcome_attributes.get(c.OUTCOME_SUCCESS) is False:
-                child.set_status(Status(StatusCode.ERROR, _status_message(error)))
+                child.set_status(Status(StatusCode.ERROR, self._policy.message(error, _STATUS_MESSAGE_CHARS)))
             child.end(end_time=at_ns)
             if late_attributes:
                 span.set_attributes(late_attributes)
@@ -228,8 +288,10 @@ class RunRecorder:
             span.end(end_time=at_ns)
 
     def problem(self, problem: Problem, at_ns: int) -> None:
-        """Record `problem` as an `otel_decisions.problem` event on the run span."""
-        self._run_span.add_event(c.PROBLEM_EVENT, c.problem_attributes(problem, self._limit), at_ns)
+        """Record `problem` as an `otel_decisions.problem` event on the run span (in the file at once)."""
+        self._run_span.add_event(c.PROBLEM_EVENT, c.problem_attributes(problem, self._policy), at_ns)
+        if self._recording and self._start_attributes:  # a joined recorder has no root of its own
+            self._snapshot(at_ns)
 
     def report_problem(self, run: Run, args: tuple[Any, ...], lock: threading.Lock | None = None) -> str:
         """Add a problem to `run` from the seed's `report_problem` arguments (coerced to text) and
@@ -258,24 +320,21 @@ class RunRecorder:
 
     def end(self, run: Run, at_ns: int) -> None:
         """Create the queued spans, then close the run span with the run's final state (this writes
-        the run to the file before it returns). The span is ended whatever goes wrong before."""
+        the run to the file before it returns). The span is ended whatever goes wrong before; a run
+        ends once (a later call, e.g. after the process interrupted the run at exit, does nothing)."""
+        if self._ended:
+            return
+        self._ended = True
         self._pipeline.open_recorders.discard(self)
         try:
             self.drain()
-            self._run_span.set_attributes(c.run_end_attributes(run, self._limit))
+            self._run_span.set_attributes(c.run_end_attributes(run, self._policy))
             if run.status == RunStatus.FAILED:
-                self._run_span.set_status(Status(StatusCode.ERROR, _status_message(run.narrative)))
+                message = self._policy.message(run.narrative, _STATUS_MESSAGE_CHARS)
+                self._run_span.set_status(Status(StatusCode.ERROR, message))
         finally:
             self._run_span.end(end_time=at_ns)
         self._pipeline.run_ended()
-
-
-def _status_message(text: object) -> str | None:
-    if not text:
-        return None
-    if not isinstance(text, str):
-        text = _coerce.text(text)
-    return text if len(text) <= _STATUS_MESSAGE_CHARS else text[:_STATUS_MESSAGE_CHARS] + "…"
 
 
 def record_run(pipeline: Pipeline, run: Run) -> str:

@@ -12,6 +12,7 @@ re-raises the executor's own exception, unchanged.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -100,6 +101,7 @@ class Runtime:
             started_at, start_ns = c.now()
             run = _coerce.run(goal_id, goal_description, input_data, started_at)
             self._recorder = RunRecorder(self._pipeline, run, start_ns)
+            self._recorder.on_interrupt = functools.partial(self._interrupted, self._recorder)
             self._run = run
             self._decisions = {}
             self._llm_tokens = {}
@@ -135,6 +137,11 @@ class Runtime:
         run.complete(status, _coerce.text(narrative))
         assert run.completed_at is not None
         recorder.end(run, c.datetime_to_ns(run.completed_at))  # written to the file before it returns
+
+    def _interrupted(self, recorder: RunRecorder, narrative: str, failed: bool) -> None:
+        """The process is exiting (or was sent SIGTERM) with this run still open: end it."""
+        if self._recorder is recorder:
+            self._finish(RunStatus.FAILED if failed else RunStatus.CANCELLED, narrative, None)
 
     def set_node(self, node_id: str) -> None:
         """Set the node for later decisions (sticky)."""

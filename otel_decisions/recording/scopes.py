@@ -38,7 +38,7 @@ from opentelemetry import trace
 
 from otel_decisions import _config
 from otel_decisions import contract as c
-from otel_decisions._values import cap_text
+from otel_decisions._privacy import ContentPolicy
 from otel_decisions.export.pipeline import pipeline_for
 from otel_decisions.models import Decision, DecisionType, Option, RunStatus
 from otel_decisions.recording import _coerce
@@ -189,13 +189,22 @@ class _RunActivation(Activation):
         CURRENT_RUN.reset(run_token)
         otel_context.detach(otel_token)
 
-    def finish(self, error: BaseException | None, result: Any) -> None:
+    def interrupted(self, narrative: str, failed: bool) -> None:
+        """The process is exiting (or was sent SIGTERM) inside the run: end it as `cancelled` (as
+        `failed` on an uncaught exception) with `narrative`."""
+        handle = self.handle
+        handle._narrative = handle._narrative or narrative
+        self.finish(None if not failed else RuntimeError(narrative), None, interrupted=True)
+
+    def finish(self, error: BaseException | None, result: Any, interrupted: bool = False) -> None:
         try:
             handle, state = self.handle, self.handle.state
             run = state.run
             if run is None:
                 return
-            if handle._failed or (
+            if interrupted and error is None:
+                status = RunStatus.CANCELLED
+            elif handle._failed or (
                 error is not None and not isinstance(error, GeneratorExit | CancelledError)
             ):
                 status = RunStatus.FAILED
@@ -260,7 +269,9 @@ class run(_Scope):  # lowercase: used like a function, `@otel_decisions.run(...)
                 )
             recorder = RunRecorder(pipeline, model, start_ns, link)
             state = RunState(recorder, model, directory)
-            return _RunActivation(RunHandle(state))
+            activation = _RunActivation(RunHandle(state))
+            recorder.on_interrupt = activation.interrupted
+            return activation
         except Exception:
             _logger.exception("otel_decisions: could not start run %r; not recorded", self.goal_id)
             return None
@@ -271,7 +282,6 @@ class DecisionHandle:
     """The decision being carried out: lets the code choose, explain and set the outcome."""
 
     __slots__ = (
-        "_late",
         "_outcome",
         "_scope",
         "chosen",
@@ -288,7 +298,6 @@ class DecisionHandle:
         self.node_id = node_id
         self.chosen: str | None = None  # None: the scope's default
         self.reasoning: str | None = None
-        self._late: dict[str, Any] | None = None
         self._outcome: tuple[bool, Any, str | None, str, dict[str, Any], int] | None = None
         self.delegated_run_ids: list[str] = []
         self.tokens_used = 0
@@ -296,14 +305,12 @@ class DecisionHandle:
     def choose(self, option_id: str, reasoning: str | None = None) -> None:
         """Record which option was chosen (and why)."""
         self.chosen = _coerce.text(option_id)
-        self._late = {**(self._late or {}), c.DECISION_CHOSEN: self.chosen}
         if reasoning is not None:
             self.explain(reasoning)
 
     def explain(self, reasoning: str) -> None:
         """Record the reasoning behind the choice."""
         self.reasoning = _coerce.text(reasoning)
-        self._late = {**(self._late or {}), c.DECISION_REASONING: cap_text(self.reasoning)}
 
     def add_tokens(self, tokens: int) -> None:
         """Add LLM tokens spent on this decision (rolled into its outcome)."""
@@ -386,12 +393,9 @@ class _DecisionActivation(Activation):
                     _coerce.text(error) or error_type,
                     handle.tokens_used,
                 )
-            if handle.chosen is None:
-                tool, name = scope._tool, scope._outcome_name
-            else:
-                tool = c.tool_of(scope._options, handle.chosen)
-                name = c.outcome_span_name_for(tool)
             recorder = state.recorder
+            tool = scope._tool if handle.chosen is None else c.tool_of(scope._options, handle.chosen)
+            name = c.outcome_span_name_for(tool, recorder.policy)
             attributes = c.outcome_fields(
                 recorder.common,
                 handle.decision_id,
@@ -406,15 +410,27 @@ class _DecisionActivation(Activation):
                 latency_ms,
                 None,
                 error_type,
-                recorder.limit,
+                recorder.policy,
             )
-            late = handle._late
-            if handle.delegated_run_ids:
-                late = {**(late or {}), c.DECISION_DELEGATED_RUNS: list(handle.delegated_run_ids)}
+            late = _late_attributes(handle, recorder.policy)
             state.count_outcome(success, tokens, latency_ms, scope._template.intent, handle.node_id)
             recorder.end_decision(self.span, name, attributes, message, self.start_ns, end_ns, late)
         except Exception:
             _logger.exception("otel_decisions: could not record the outcome of a decision")
+
+
+def _late_attributes(handle: DecisionHandle, policy: ContentPolicy) -> dict[str, Any] | None:
+    """What the code decided while the decision's span was open: the choice, the reasoning, sub-runs."""
+    late: dict[str, Any] = {}
+    if handle.chosen is not None:
+        late[c.DECISION_CHOSEN] = policy.ident(handle.chosen)
+    if handle.reasoning is not None:
+        reasoning = policy.text(handle.reasoning)
+        if reasoning is not None:
+            late[c.DECISION_REASONING] = reasoning
+    if handle.delegated_run_ids:
+        late[c.DECISION_DELEGATED_RUNS] = list(handle.delegated_run_ids)
+    return late or None
 
 
 class decision(_Scope):  # lowercase: used like a function
@@ -461,12 +477,19 @@ class decision(_Scope):  # lowercase: used like a function
         self._template = template
         self._options: list[Option] = template.options
         self._tool = c.tool_name(template)
-        self._outcome_name = c.outcome_span_name_for(self._tool)
-        static = c.decision_attributes({}, template, 0, option_dicts=option_dicts)
-        for key in (c.DECISION_ID, c.DECISION_SEQUENCE, c.DECISION_NODE):
-            static.pop(key, None)
-        self._static = static
+        self._option_dicts = option_dicts
+        self._static: tuple[ContentPolicy, dict[str, Any]] | None = None
         self._warned = False
+
+    def _static_attributes(self, policy: ContentPolicy) -> dict[str, Any]:
+        """The attributes every call shares, encoded once per policy (in practice: once)."""
+        static = self._static
+        if static is None or static[0] is not policy:
+            attributes = c.decision_attributes({}, self._template, 0, policy, self._option_dicts)
+            for key in (c.DECISION_ID, c.DECISION_SEQUENCE, c.DECISION_NODE):
+                attributes.pop(key, None)
+            static = self._static = (policy, attributes)
+        return static[1]
 
     def _begin(self) -> Activation | None:
         state = CURRENT_RUN.get()
@@ -483,7 +506,7 @@ class decision(_Scope):  # lowercase: used like a function
             recorder = state.recorder
             attributes = {
                 **recorder.common,
-                **self._static,
+                **self._static_attributes(recorder.policy),
                 c.DECISION_ID: decision_id,
                 c.DECISION_SEQUENCE: sequence,
                 c.DECISION_NODE: node_id,

@@ -1,0 +1,216 @@
+"""Complaint 10 (peers.md §2): spans lost on exit, in serverless, or when the process dies.
+
+langfuse/langfuse#6594, langfuse/langfuse#3292, AgentOps-AI/agentops#717: buffered spans vanish when a
+process exits or is killed. Here a real child process records a finished run, a `Runtime` run left
+open after three decisions (two with outcomes) and a problem, and a decorated run whose decision is
+still working; then it is killed (SIGKILL, `os._exit`), terminated (SIGTERM), exits normally, or dies
+on an uncaught exception. Whatever the ending: every ended span is in the file, no line is torn, and
+the interrupted runs are reported with the decisions they had made — `running` when nothing could
+run (SIGKILL, `os._exit`), `cancelled` on SIGTERM or a normal exit, `failed` on an uncaught exception.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from otlp_receiver import HttpReceiver
+
+from otel_decisions import BuilderQuery, Run, RunStatus
+from otel_decisions.reading.otlp_files import discover_files
+
+CHILD = r"""
+import json, os, sys, threading
+import otel_decisions as od
+from otel_decisions import Runtime
+
+directory, mode = sys.argv[1], sys.argv[2]
+options = [{"id": "a", "description": "go"}, {"id": "b", "description": "wait"}]
+runtime = Runtime(directory)
+finished = runtime.start_run("finished", "a run that ended")
+decision = runtime.decide("pick", options, "a", "it is quicker")
+runtime.record_outcome(decision, success=True, result={"n": 1})
+runtime.end_run(success=True)
+
+interrupted = runtime.start_run("interrupted", "a run the process never ends", {"n": 2})
+made = []
+for step in range(3):
+    made.append(runtime.decide(f"step {step}", options, "a", "next step"))
+    if step < 2:
+        runtime.record_outcome(made[-1], success=step == 0, error=None if step == 0 else "boom")
+runtime.report_problem("error", "stuck on step 2", made[-1])
+
+working, release = threading.Event(), threading.Event()
+decorated = []
+
+def agent():
+    with od.run("decorated", directory=directory) as handle:
+        decorated.append(handle.run_id)
+        with od.decision("wait for the tool", options=[{"id": "tool"}], chosen="tool"):
+            working.set()
+            release.wait()
+
+threading.Thread(target=agent, daemon=True).start()
+working.wait()
+print(json.dumps({"finished": finished, "interrupted": interrupted, "decorated": decorated[0],
+                  "decisions": made}), flush=True)
+if mode == "hold":
+    sys.stdin.readline()  # until the parent kills or terminates us
+elif mode == "os_exit":
+    os._exit(3)
+elif mode == "uncaught":
+    raise ValueError("the agent crashed")
+"""
+
+
+def start_child(directory: Path, mode: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(directory), mode],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def ids_printed(child: subprocess.Popen[bytes]) -> dict[str, Any]:
+    """The ids the child recorded, once it has recorded everything (it prints them last)."""
+    assert child.stdout is not None
+    ready, _, _ = select.select([child.stdout], [], [], 60)
+    assert ready, "the child did not record its runs"
+    line = child.stdout.readline()
+    assert line, child.communicate(timeout=10)[1].decode(errors="replace")[-2000:]
+    ids: dict[str, Any] = json.loads(line)
+    return ids
+
+
+def every_line_parses(directory: Path) -> None:
+    files = discover_files(directory)
+    assert files
+    for path in files:
+        for number, line in enumerate(path.read_bytes().splitlines(), 1):
+            json.loads(line)  # raises on a torn or interleaved line
+            assert line.strip(), f"{path.name} line {number} is empty"
+
+
+def check_runs(directory: Path, ids: dict[str, Any], interrupted_status: RunStatus) -> tuple[Run, Run]:
+    """The finished run is whole; the interrupted runs have `interrupted_status` and every decision
+    they had made (outcomes as recorded). Returns (the Runtime run, the decorated run)."""
+    every_line_parses(directory)
+    query = BuilderQuery(directory)
+    finished = query.get_full_run(ids["finished"])
+    assert finished is not None and finished.status == RunStatus.COMPLETED
+    assert [d.intent for d in finished.decisions] == ["pick"]
+    assert finished.decisions[0].outcome is not None and finished.decisions[0].outcome.result == {"n": 1}
+
+    run = query.get_full_run(ids["interrupted"])
+    assert run is not None
+    assert run.status == interrupted_status
+    assert [d.id for d in run.decisions] == ids["decisions"]
+    assert [d.intent for d in run.decisions] == ["step 0", "step 1", "step 2"]
+    outcomes = [d.outcome for d in run.decisions]
+    assert [o.success if o is not None else None for o in outcomes] == [True, False, None]
+    assert outcomes[1] is not None and outcomes[1].error == "boom"
+    assert [(p.severity, p.description, p.decision_id) for p in run.problems] == [
+        ("error", "stuck on step 2", ids["decisions"][2])
+    ]
+    assert run.goal_description == "a run the process never ends" and run.input_data == {"n": 2}
+    assert (run.metrics.total_decisions, run.metrics.successful_decisions, run.metrics.failed_decisions) == (
+        3,
+        1,
+        1,
+    )
+
+    decorated = query.get_full_run(ids["decorated"])
+    assert decorated is not None
+    assert [(d.intent, d.outcome) for d in decorated.decisions] == [("wait for the tool", None)]
+    return run, decorated
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "os._exit"])
+def test_complaint_10_a_killed_process_leaves_every_ended_span_and_its_open_runs_running(
+    tmp_path: Path, how: str
+) -> None:
+    child = start_child(tmp_path, "hold" if how == "SIGKILL" else "os_exit")
+    ids = ids_printed(child)
+    if how == "SIGKILL":
+        child.kill()
+    child.communicate(timeout=30)
+    assert child.returncode == (-signal.SIGKILL if how == "SIGKILL" else 3)
+
+    run, decorated = check_runs(tmp_path, ids, RunStatus.RUNNING)
+    assert run.completed_at is None and decorated.status == RunStatus.RUNNING
+
+
+def test_complaint_10_sigterm_ends_open_runs_as_cancelled_flushes_and_still_terminates(
+    tmp_path: Path,
+) -> None:
+    with HttpReceiver() as receiver:
+        child = start_child(tmp_path, "hold", {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint})
+        ids = ids_printed(child)
+        child.send_signal(signal.SIGTERM)
+        child.communicate(timeout=30)
+        assert child.returncode == -signal.SIGTERM  # terminated by the signal, as without us
+
+        run, decorated = check_runs(tmp_path, ids, RunStatus.CANCELLED)
+        assert run.narrative == "Run interrupted: the process received SIGTERM."
+        assert decorated.status == RunStatus.CANCELLED
+        # the OTLP batch was flushed too: the interrupted run's root and its decisions arrived
+        spans = receiver.wait_for_spans(1, timeout=10.0)
+        roots = {s["attributes"].get("otel_decisions.run.id"): s for s in spans if not s["parent_span_id"]}
+    assert roots[ids["interrupted"]]["attributes"]["otel_decisions.run.status"] == "cancelled"
+    exported = {
+        s["attributes"].get("otel_decisions.decision.id")
+        for s in spans
+        if s["attributes"].get("otel_decisions.run.id") == ids["interrupted"]
+    }
+    assert set(ids["decisions"]) <= exported
+
+
+def test_complaint_10_normal_exit_ends_open_runs_as_cancelled(tmp_path: Path) -> None:
+    child = start_child(tmp_path, "exit")
+    ids = ids_printed(child)
+    child.communicate(timeout=30)
+    assert child.returncode == 0
+
+    run, decorated = check_runs(tmp_path, ids, RunStatus.CANCELLED)
+    assert run.narrative == "Run interrupted: the process exited before the run ended."
+    assert decorated.status == RunStatus.CANCELLED
+
+
+def test_complaint_10_an_uncaught_exception_ends_open_runs_as_failed(tmp_path: Path) -> None:
+    child = start_child(tmp_path, "uncaught")
+    ids = ids_printed(child)
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == 1 and b"ValueError: the agent crashed" in err  # the traceback as usual
+
+    run, decorated = check_runs(tmp_path, ids, RunStatus.FAILED)
+    assert run.narrative == "Run interrupted: the process exited on an uncaught ValueError."
+    assert decorated.status == RunStatus.FAILED
+
+
+def test_complaint_10_sigterm_handler_of_the_application_is_left_alone(tmp_path: Path) -> None:
+    script = (
+        "import signal, sys\n"
+        "signal.signal(signal.SIGTERM, lambda *a: (print('app handler', flush=True), sys.exit(7)))\n" + CHILD
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path), "hold"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    ids = ids_printed(child)
+    child.send_signal(signal.SIGTERM)
+    out, _ = child.communicate(timeout=30)
+    assert child.returncode == 7 and b"app handler" in out
+    # its sys.exit ran the normal exit path: the open runs were ended there
+    run, _ = check_runs(tmp_path, ids, RunStatus.CANCELLED)
+    assert run.narrative == "Run interrupted: the process exited before the run ended."
