@@ -1,6 +1,11 @@
 """Hot-path cost of the seed API, as ratios to a bare OpenTelemetry span measured in the same rounds.
 
     python benchmarks/bench_runtime.py
+    OTEL_DECISIONS_DURABILITY=run python benchmarks/bench_runtime.py   # spans written per run
+
+With the default durability (`span`) every decision and outcome is written to the file before the call
+returns (crash safety), so the caller side carries the encoding and the write; with `run` they wait
+for the run's end, as before issue 7.
 
 Cases:
 - BARE: `start_as_current_span` + end, no attributes, SDK provider with Simple(InMemory) (the floor).
@@ -93,7 +98,11 @@ def main() -> None:
     def ratio(name: str) -> float:
         return statistics.median(a / b for a, b in zip(results[name], results["bare"], strict=True))
 
-    print(f"rounds={ROUNDS} decisions/round={N_DECISIONS} python={sys.version.split()[0]}")
+    durability = os.environ.get("OTEL_DECISIONS_DURABILITY") or "span"
+    print(
+        f"rounds={ROUNDS} decisions/round={N_DECISIONS} durability={durability} "
+        f"python={sys.version.split()[0]}"
+    )
     print(
         f"  BARE span                                    {statistics.median(results['bare']):8.2f} µs   1.00×"
     )

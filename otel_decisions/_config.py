@@ -29,6 +29,12 @@ OTEL_DECISIONS_FILE_FSYNC: Final = "OTEL_DECISIONS_FILE_FSYNC"
 """`true` to fsync after every write (survives power loss, costs ~ms per run). Default `false`:
 data is in the OS page cache when `end_run` returns, which survives a crash of the process."""
 
+OTEL_DECISIONS_DURABILITY: Final = "OTEL_DECISIONS_DURABILITY"
+"""`span` (default): every span is in the file when it ends — a decision before `decide` returns — and
+spans still open are written as snapshots, so a killed process loses nothing it recorded. `run`: spans
+are written when their run ends (or by the periodic flush), one line per run: the agent's calls cost
+less, and a crash loses up to `OTEL_DECISIONS_FLUSH_INTERVAL` of records."""
+
 OTEL_DECISIONS_FLUSH_INTERVAL: Final = "OTEL_DECISIONS_FLUSH_INTERVAL"
 """Seconds between background writes of spans of runs still open. Default 1.0; 0 disables."""
 
@@ -101,6 +107,17 @@ def file_fsync() -> bool:
 def sdk_disabled() -> bool:
     """Whether the standard `OTEL_SDK_DISABLED` switches the SDK (and our recording) off."""
     return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+
+
+def durability() -> str:
+    """`span` or `run` (see `OTEL_DECISIONS_DURABILITY`); anything else warns and means `span`."""
+    raw = os.environ.get(OTEL_DECISIONS_DURABILITY, "").strip().lower()
+    if raw in {"", "span", "run"}:
+        return raw or "span"
+    _logger.warning(
+        "otel_decisions: ignoring %s=%r (expected span or run); using span", OTEL_DECISIONS_DURABILITY, raw
+    )
+    return "span"
 
 
 def flush_interval() -> float:

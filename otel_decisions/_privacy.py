@@ -155,6 +155,8 @@ class ContentPolicy:
                 stats.append({"id": label, "description": label, **kept})
             return encode_json(stats, self.max_chars)
         encoded = encode_json(options, self.max_chars)
+        if encoded.startswith(_TRUNCATED_PREFIX):  # too big: keep every option, shortened, not none
+            encoded = encode_json(_shortened(options, self.max_chars), self.max_chars)
         if not self.scrub or self.redactor.text(encoded) == encoded:
             return encoded
         data = orjson.loads(encoded)
@@ -202,6 +204,25 @@ class ContentPolicy:
                 value = [self.redactor.text(v) if isinstance(v, str) else v for v in value]
             out[key] = value
         return out
+
+
+_TRUNCATED_PREFIX: Final = '{"' + TRUNCATED_KEY + '"'
+
+
+def _shortened(options: list[dict[str, Any]], max_chars: int) -> list[dict[str, Any]]:
+    """Options too big for the cap as a whole: each keeps its id, action type, confidence and the
+    start of its description (parameters, pros and cons go), marked truncated, so the decision still
+    names every option it weighed."""
+    budget = max(0, (max_chars - 64) // max(1, len(options)) - 120)
+    shortened = []
+    for option in options:
+        if not isinstance(option, dict):
+            continue
+        kept = {k: option[k] for k in ("id", *_OPTION_STATS) if k in option}
+        kept["description"] = as_text(option.get("description", ""))[:budget]
+        kept[TRUNCATED_KEY] = True
+        shortened.append(kept)
+    return shortened
 
 
 _CONTENT_MARKERS: Final = (

@@ -537,3 +537,30 @@ def test_runtime_survives_its_directory_becoming_unusable(
     assert decision_id == "dec_0"
     assert len([r for r in caplog.records if r.name == "otel_decisions.export.file_writer"]) == 1
     assert intents_by_run(BuilderQuery(tmp_path / "moved-away")) == {first: ["before"]}
+
+
+def test_per_run_durability_writes_each_run_as_one_line_at_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(_config.OTEL_DECISIONS_DURABILITY, "run")
+    runtime = Runtime(tmp_path)
+    run_ids = [record(runtime, "lines", [f"run {n} decision {d}" for d in range(3)]) for n in range(2)]
+    runtime.start_run("open")
+    runtime.decide(intent="still open", options=OPTIONS, chosen="search", reasoning="r")
+
+    documents = parsed_lines(tmp_path / FILE_NAME)  # the open run's decision waits for its end
+    assert len(documents) == 2
+    runs_per_line = [
+        {
+            next(a["value"]["stringValue"] for a in sp["attributes"] if a["key"] == RUN_ID_KEY)
+            for sp in all_spans([d])
+        }
+        for d in documents
+    ]
+    assert runs_per_line == [{run_id} for run_id in run_ids]  # one line per run, written at its end
+    assert all(len(all_spans([d])) == 1 + 3 * 2 for d in documents)  # no snapshots of open spans
+    assert intents_by_run(BuilderQuery(tmp_path)) == {
+        run_ids[0]: [f"run 0 decision {d}" for d in range(3)],
+        run_ids[1]: [f"run 1 decision {d}" for d in range(3)],
+    }
+    runtime.end_run(success=True)

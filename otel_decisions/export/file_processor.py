@@ -32,7 +32,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from otel_decisions.contract import INSTRUMENTATION_NAME, RUN_ID
 from otel_decisions.export.file_writer import JsonLinesWriter
-from otel_decisions.export.otlp_json import LineBuilder
+from otel_decisions.export.otlp_json import LineBuilder, encode_one
 
 __all__ = ["RunFileProcessor"]
 
@@ -40,6 +40,7 @@ _logger = logging.getLogger(__name__)
 
 DEFAULT_FLUSH_INTERVAL: Final = 1.0
 _MAX_RETAINED: Final = 100_000  # spans kept across failed writes before the oldest are dropped
+_MAX_HELD: Final = 2048  # with per-run durability, spans held before they are written anyway
 
 
 class RunFileProcessor(SpanProcessor):
@@ -51,8 +52,13 @@ class RunFileProcessor(SpanProcessor):
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
         only_ours: bool = True,
         before_flush: Callable[[], None] | None = None,
+        per_span: bool = True,
     ) -> None:
         self.writer = writer
+        self.per_span = per_span
+        """False (`OTEL_DECISIONS_DURABILITY=run`): spans wait for their run's end or the periodic
+        flush, written as one line per run, and snapshots of open spans are not written: the agent's
+        calls cost less, and a crash loses what the last interval held."""
         self.before_flush = before_flush
         self.flush_interval = flush_interval
         self.only_ours = only_ours
@@ -88,15 +94,30 @@ class RunFileProcessor(SpanProcessor):
                 return  # neither ours nor another instrumentation's span joined to a run (LLM calls)
         self.journal(span)
 
-    def journal(self, span: ReadableSpan) -> None:
-        """Write `span` now (or at the end of this thread's `batch()`), whatever its scope."""
+    def journal(self, span: ReadableSpan, snapshot: bool = False) -> None:
+        """Write `span` now (or at the end of this thread's `batch()`), whatever its scope;
+        `snapshot`: a copy of a span still open."""
         if self._closed:
+            return
+        if not self.per_span:
+            if not snapshot:
+                self._hold(span)
             return
         held: list[ReadableSpan] | None = getattr(self._batch, "spans", None)
         if held is not None:
             held.append(span)
             return
         self._write([span])
+
+    def _hold(self, span: ReadableSpan) -> None:
+        with self._lock:
+            self._pending.append(span)
+            count = len(self._pending)
+        # A run's root is the only parentless span we end: its end is the end of the run.
+        if span.parent is None or count >= _MAX_HELD:
+            self._flush()
+        else:
+            self.start_background_flush()
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -134,11 +155,20 @@ class RunFileProcessor(SpanProcessor):
         if self._pending:
             with self._lock:
                 spans, self._pending = self._pending + spans, []
-        builder = LineBuilder()
-        for span in spans:
-            builder.add(span)  # logs and leaves out a span it cannot encode; never raises
-        self.dropped += builder.skipped
-        if self.writer.write(builder.line()):
+        if len(spans) == 1:  # the common case: one span as it ends
+            try:
+                line = encode_one(spans[0])
+            except Exception:
+                _logger.exception("otel_decisions: cannot encode span %r; it is left out", spans[0].name)
+                self.dropped += 1
+                return True
+        else:
+            builder = LineBuilder()
+            for span in spans:
+                builder.add(span)  # logs and leaves out a span it cannot encode; never raises
+            self.dropped += builder.skipped
+            line = builder.line()
+        if self.writer.write(line):
             return True
         # A transient error (too many open files, a full disk): keep the spans for the next write or
         # flush, up to a bound; past it, the oldest are dropped (and counted).

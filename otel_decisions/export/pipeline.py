@@ -77,11 +77,11 @@ class Pipeline:
     def local_file(self) -> bool:
         return self.processor in self.processors
 
-    def journal(self, span: ReadableSpan) -> None:
-        """Write `span` to the local file now (a finished span made without the tracer, or a
-        snapshot of an open one); other processors get finished ones through `forward`."""
+    def journal(self, span: ReadableSpan, snapshot: bool = False) -> None:
+        """Write `span` to the local file now (a finished span made without the tracer, or, with
+        `snapshot`, a copy of an open one); other processors get finished ones through `forward`."""
         if self.processor in self.processors:
-            self.processor.journal(span)
+            self.processor.journal(span, snapshot)
 
     def forward(self, spans: list[ReadableSpan]) -> None:
         """Hand finished spans the file already holds to every other processor (OTLP, the user's
@@ -290,7 +290,9 @@ def _build(directory: Path, settings: Settings) -> Pipeline:
     except OSError as exc:  # recording goes on; each write retries and warns
         _logger.warning("otel_decisions: cannot create span directory %s: %s", directory, exc)
     writer = JsonLinesWriter(directory, max_bytes=_config.file_max_bytes(), fsync=_config.file_fsync())
-    processor = RunFileProcessor(writer, flush_interval=_config.flush_interval())
+    processor = RunFileProcessor(
+        writer, flush_interval=_config.flush_interval(), per_span=_config.durability() == "span"
+    )
     resource = Resource.create({"service.name": settings.service_name} if settings.service_name else {})
     provider = TracerProvider(resource=resource, sampler=ALWAYS_ON, shutdown_on_exit=False)  # see _at_exit
     processors: list[SpanProcessor] = []

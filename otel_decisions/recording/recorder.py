@@ -130,7 +130,8 @@ class RunRecorder:
                 at_ns,
                 getattr(span, "events", ()),
                 getattr(span, "links", ()),
-            )
+            ),
+            snapshot=True,
         )
 
     def decision(
@@ -242,7 +243,8 @@ class RunRecorder:
             own = span.get_span_context()
             parent_span = trace.get_current_span(context).get_span_context()
             self._pipeline.journal(
-                snapshot(self._pipeline, c.SPAN_NAME_PLAN, own, parent_span, attributes, at_ns, at_ns)
+                snapshot(self._pipeline, c.SPAN_NAME_PLAN, own, parent_span, attributes, at_ns, at_ns),
+                snapshot=True,
             )
         return span
 
