@@ -103,9 +103,9 @@ class ContentPolicy:
         if not value or not self.capture:
             return None
         text = value if isinstance(value, str) else as_text(value)
-        if len(text) > max_chars:
-            text = text[:max_chars] + "…"
-        return self.redactor.text(text) if self.scrub else text
+        if self.scrub:  # scrubbed before it is cut, so a secret at the cut is still seen whole
+            text = self.redactor.text(text[: max_chars + _MARGIN])
+        return text if len(text) <= max_chars else text[:max_chars] + "…"
 
     # --- identifiers that may be content ---------------------------------------------------------
     def ident(self, value: str) -> str:
@@ -117,7 +117,7 @@ class ContentPolicy:
         the outcome span too: scrubbed, or `hashed` when content is not captured."""
         if not self.capture:
             return hashed(name)
-        return self.redactor.text(name) if self.scrub else name
+        return self.scrubbed(name)
 
     def intent(self, value: str) -> str:
         """A decision's intent, which names its decision point: scrubbed text, else `hashed`."""
@@ -128,21 +128,32 @@ class ContentPolicy:
         """A JSON field (input, context, result, ...): capped JSON, scrubbed; None when not captured."""
         if not self.capture:
             return None
-        encoded = encode_json(value, self.max_chars)
         if not self.scrub:
-            return encoded
-        return self._scrub_json(encoded)
+            return encode_json(value, self.max_chars)
+        # encoded with room to spare, so a secret the cap would cut is scrubbed whole before the cut
+        return self._scrub_json(encode_json(value, self.max_chars + _MARGIN))
 
     def _scrub_json(self, encoded: str) -> str:
-        if self.redactor.text(encoded) == encoded:  # nothing secret-looking anywhere: the common case
-            return encoded
+        """`encoded` (JSON capped at `max_chars + _MARGIN`) scrubbed, then capped at `max_chars`."""
+        if not self.redactor.suspect(encoded):  # nothing secret-looking anywhere: the common case
+            return encoded if len(encoded) <= self.max_chars else self._recap(encoded)
         data = orjson.loads(encoded)
         if isinstance(data, dict) and data.get(TRUNCATED_KEY) is True:  # the preview is JSON text, cut
             preview = data.get("preview")
             if isinstance(preview, str):
                 data["preview"] = self.redactor.text(preview)
-            return orjson.dumps(data).decode("utf-8")
+            return self._recap(orjson.dumps(data).decode("utf-8"))
         return encode_json(self.redactor.data(data), self.max_chars)
+
+    def _recap(self, encoded: str) -> str:
+        """JSON encoded with the margin, capped at `max_chars` as `encode_json` would have."""
+        data = orjson.loads(encoded)
+        if isinstance(data, dict) and data.get(TRUNCATED_KEY) is True:
+            preview = data.get("preview")
+            if isinstance(preview, str):
+                data["preview"] = preview[: max(0, len(preview) - _MARGIN)]
+            return orjson.dumps(data).decode("utf-8")
+        return encode_json(data, self.max_chars)
 
     def options(self, options: list[dict[str, Any]]) -> str:
         """The options of a decision: scrubbed (ids and action types kept as they are), or, when
@@ -156,8 +167,9 @@ class ContentPolicy:
             return encode_json(stats, self.max_chars)
         encoded = encode_json(options, self.max_chars)
         if encoded.startswith(_TRUNCATED_PREFIX):  # too big: keep every option, shortened, not none
-            encoded = encode_json(_shortened(options, self.max_chars), self.max_chars)
-        if not self.scrub or self.redactor.text(encoded) == encoded:
+            shortened = _shortened(options, self.max_chars, self.redactor if self.scrub else None)
+            encoded = encode_json(shortened, self.max_chars)
+        if not self.scrub or not self.redactor.suspect(encoded):
             return encoded
         data = orjson.loads(encoded)
         if not isinstance(data, list):  # the truncation marker
@@ -199,9 +211,9 @@ class ContentPolicy:
             if not self.capture and _is_content_key(key):
                 continue
             if self.scrub and isinstance(value, str):
-                value = self.redactor.text(value)
+                value = self.scrubbed(value)
             elif self.scrub and isinstance(value, tuple | list):
-                value = [self.redactor.text(v) if isinstance(v, str) else v for v in value]
+                value = [self.scrubbed(v) if isinstance(v, str) else v for v in value]
             out[key] = value
         return out
 
@@ -209,7 +221,9 @@ class ContentPolicy:
 _TRUNCATED_PREFIX: Final = '{"' + TRUNCATED_KEY + '"'
 
 
-def _shortened(options: list[dict[str, Any]], max_chars: int) -> list[dict[str, Any]]:
+def _shortened(
+    options: list[dict[str, Any]], max_chars: int, redactor: Redactor | None
+) -> list[dict[str, Any]]:
     """Options too big for the cap as a whole: each keeps its id, action type, confidence and the
     start of its description (parameters, pros and cons go), marked truncated, so the decision still
     names every option it weighed."""
@@ -219,7 +233,10 @@ def _shortened(options: list[dict[str, Any]], max_chars: int) -> list[dict[str, 
         if not isinstance(option, dict):
             continue
         kept = {k: option[k] for k in ("id", *_OPTION_STATS) if k in option}
-        kept["description"] = as_text(option.get("description", ""))[:budget]
+        description = as_text(option.get("description", ""))
+        if redactor is not None:  # scrubbed before it is cut: a secret at the cut is seen whole
+            description = redactor.text(description[: budget + _MARGIN])
+        kept["description"] = description[:budget]
         kept[TRUNCATED_KEY] = True
         shortened.append(kept)
     return shortened

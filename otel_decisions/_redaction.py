@@ -105,11 +105,17 @@ RULES: Final[tuple[Rule, ...]] = (
         triggers=("-----begin",),
     ),
     Rule(
-        "jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), triggers=("eyj",)
+        "jwt",
+        re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{4,}+\.eyJ[A-Za-z0-9_-]{4,}+\.[A-Za-z0-9_-]*+"),
+        triggers=("eyj",),
     ),
     # sk-ant-api03-..., sk-proj-..., sk-...: at least 20 characters with a digit among them, so words
     # such as "sk-learn-pipelines" stay.
-    Rule("sk_key", re.compile(r"\bsk-(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{20,}"), triggers=("sk-",)),
+    Rule(
+        "sk_key",
+        re.compile(r"(?<![A-Za-z0-9_-])sk-(?=[A-Za-z0-9_-]{0,256}\d)[A-Za-z0-9_-]{20,}+"),
+        triggers=("sk-",),
+    ),
     Rule(
         "aws_access_key_id",
         re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA)[0-9A-Z]{16}\b"),
@@ -120,13 +126,13 @@ RULES: Final[tuple[Rule, ...]] = (
         re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})"),
         triggers=("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
     ),
-    Rule("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), triggers=("xox",)),
+    Rule("slack_token", re.compile(r"(?<![A-Za-z0-9-])xox[abposr]-[A-Za-z0-9-]{10,}+"), triggers=("xox",)),
     Rule("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}"), triggers=("aiza",)),
     Rule(
         "authorization_header",
         re.compile(
             # `?+` (possessive): a scheme followed by the marker is never re-read as the credential.
-            r"(?ai)(\bauthorization\s*[:=]\s*[\"']?(?:(?:basic|bearer|token|digest)\s+)?+)"
+            r"(?ai)(\bauthorization(?:\\?[\"'])?\s*[:=]\s*(?:\\?[\"'])?(?:(?:basic|bearer|token|digest)\s+)?+)"
             + _NOT_REDACTED
             + r"[^\s\"',;]+"
         ),
@@ -141,7 +147,7 @@ RULES: Final[tuple[Rule, ...]] = (
     ),
     Rule(
         "url_credentials",
-        re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]+:)[^\s/@]+(?=@)"),
+        re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]{0,31}://[^\s:/@]{0,256}:)[^\s/@]{1,256}(?=@)"),
         _keep_prefix,
         triggers=("://",),
     ),
@@ -150,7 +156,7 @@ RULES: Final[tuple[Rule, ...]] = (
         # a semicolon, a quote or the next `key: value`.
         "secret_key_colon_text",
         re.compile(
-            r"(?ai)(\b[\w.-]*?(?:"
+            r"(?ai)(\b[\w.-]{0,64}?(?:"
             + _SECRET_KEYS
             + r")(?:\\?[\"'])?[ \t]*:[ \t]+)"
             + _NOT_REDACTED
@@ -164,14 +170,16 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule(
         "secret_key_value",
         re.compile(
-            r"(?ai)(\b[\w.-]*?(?:"
+            r"(?ai)(\b[\w.-]{0,64}?(?:"
             + _SECRET_KEYS
             + r")(?:\\?[\"'])?\s*[:=]\s*)(?!(?:\\?[\"'])?"
             + re.escape(REDACTED)
             + r")"
             # an escaped quoted value (JSON inside a JSON string), a quoted value (escapes inside), or
-            # everything up to the next space: `password=abc;rest` loses `abc;rest`, not just `abc`
-            + r"(\\\"(?:[^\"\\]|\\[^\"])*\\\"|\"(?:\\.|[^\"\\\n])*\"|'[^'\n]*'|[^\s\"']+)"
+            # everything up to the next space: `password=abc;rest` loses `abc;rest`, not just `abc`.
+            # Quoted values are bounded, so an unclosed quote costs a bounded scan, not the whole text.
+            + r"(\\\"(?:[^\"\\]|\\[^\"]){0,4096}\\\"|\"(?:\\.|[^\"\\\n]){0,4096}\""
+            + r"|'[^'\n]{0,4096}'|[^\s\"']+)"
         ),
         _keep_quotes,
         triggers=_KEY_TRIGGERS,
@@ -180,7 +188,7 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule(
         "opaque_key_value",
         re.compile(
-            r"(\b[\w.-]+[\"']?\s*[:=]\s*[\"']?)(?!/)"
+            r"(\b[\w.-]{1,64}[\"']?\s*[:=]\s*[\"']?)(?!/)"
             r"(?=[A-Za-z0-9+/_-]*[0-9])(?=[A-Za-z0-9+/_-]*[A-Za-z])[A-Za-z0-9+/_-]{32,}={0,2}"
         ),
         _keep_prefix,
@@ -203,6 +211,10 @@ _KEY_OF_PREFIX: Final = re.compile(r"[\w.-]+")
 #: Everything but token characters becomes a space, so `split()` yields the token runs.
 _TOKEN_RUNS: Final = str.maketrans(
     {chr(i): " " for i in range(128) if not (chr(i).isalnum() or chr(i) in "+/_-")}
+)
+#: Every rule's triggers, and the words of secret-named keys (`Redactor.data` redacts their values).
+_ALL_TRIGGERS: Final = tuple(
+    dict.fromkeys([t for rule in RULES for t in rule.triggers] + ["authorization", "cookie"])
 )
 _CACHED_CHARS: Final = 2048
 _CACHE_SIZE: Final = 4096
@@ -227,6 +239,12 @@ class Redactor:
     @property
     def allowed_keys(self) -> frozenset[str]:
         return self._allowed
+
+    def suspect(self, text: str) -> bool:
+        """Whether `text` may hold a secret or a secret-named key (some rule's trigger occurs in it,
+        or a long opaque token): when False, neither `text` nor `data` would change anything in it."""
+        low = text.lower()
+        return any(t in low for t in _ALL_TRIGGERS) or _has_long_token(text)
 
     def _allowing(self, rule: Rule) -> Callable[[re.Match[str]], str]:
         replacement, allowed = rule.replacement, self._allowed

@@ -260,7 +260,7 @@ def run_end_attributes(run: Run, policy: ContentPolicy = DEFAULT_POLICY) -> Attr
         attrs[RUN_EDGES] = _str_list(m.edges_traversed)
     severity = max_severity(run.problems)
     if severity is not None:
-        attrs[RUN_MAX_SEVERITY] = severity
+        attrs[RUN_MAX_SEVERITY] = policy.scrubbed(severity)
     if run.model_extra:
         _put(attrs, RUN_EXTRA, policy.json(run.model_extra))
     if run.status == RunStatus.FAILED:
@@ -684,12 +684,14 @@ def latest_versions(spans: Iterable[SpanRecord]) -> list[SpanRecord]:
     best: dict[str, SpanRecord] = {}
     for span in spans:
         seen = best.get(span.span_id)
-        if seen is None or _newer(span, seen):
+        if seen is None or newer_version(span, seen):
             best[span.span_id] = span
     return list(best.values())
 
 
-def _newer(span: SpanRecord, than: SpanRecord) -> bool:
+def newer_version(span: SpanRecord, than: SpanRecord) -> bool:
+    """Whether `span` supersedes `than`, another version of the same span: an ended span supersedes
+    any snapshot, whatever the order they were read in; a later snapshot an earlier one."""
     if is_open(than) != is_open(span):
         return is_open(than)
     return span.end_ns >= than.end_ns

@@ -17,9 +17,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import otel_decisions
 from otel_decisions import BuilderQuery, Runtime
 from otel_decisions._values import TRUNCATED_KEY
 from otel_decisions.contract import datetime_to_ns, ns_to_datetime
@@ -174,6 +176,17 @@ def runs(draw: st.DrawFn) -> Run:
 
 
 # ------------------------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture(autouse=True, scope="module")
+def lossless() -> Iterator[None]:
+    """Scrubbing off: the contract itself loses nothing (random keys such as `TOKEN` would otherwise
+    be redacted, by design; tests/reliability/test_privacy.py covers that)."""
+    otel_decisions.configure(scrub=False)
+    try:
+        yield
+    finally:
+        otel_decisions.configure()
 
 
 @contextlib.contextmanager

@@ -64,8 +64,8 @@ class RunFileProcessor(SpanProcessor):
         self.only_ours = only_ours
         self.dropped = 0
         self._pending: list[ReadableSpan] = []  # spans of failed writes, written before the next ones
-        self._lock = threading.Lock()
-        self._flush_lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a SIGTERM handler may flush mid-write
+        self._flush_lock = threading.RLock()
         self._batch = threading.local()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -73,8 +73,8 @@ class RunFileProcessor(SpanProcessor):
         os.register_at_fork(after_in_child=self._after_fork)
 
     def _after_fork(self) -> None:
-        self._lock = threading.Lock()
-        self._flush_lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._flush_lock = threading.RLock()
         self._batch = threading.local()
         self._wake = threading.Event()
         self._thread = None

@@ -46,7 +46,7 @@ class JsonLinesWriter:
         self._path = str(self.path)
         self.max_bytes = max_bytes
         self.fsync = fsync
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a SIGTERM handler may write mid-write and exit
         self._fd = -1
         self._lock_fd = -1
         self._inode = -1
@@ -57,7 +57,7 @@ class JsonLinesWriter:
 
     def _after_fork(self) -> None:
         # The child must not share descriptors' locks or a held thread lock with the parent.
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._fd = self._lock_fd = self._inode = self._end = self._lock_inode = -1
 
     def _open(self) -> None:
@@ -84,12 +84,12 @@ class JsonLinesWriter:
                         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
                     try:
                         if self._append(data):
-                            break
+                            return True
                     finally:
                         if fcntl is not None:
                             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
                     self._close_quietly()  # the directory was moved or recreated: start over in it
-                return True
+                return False  # moved again while we reopened: kept for the next write
             except OSError as exc:
                 self._warn_once(exc)
                 self._close_quietly()
@@ -179,6 +179,10 @@ class _OpenWriters:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._writers: dict[int, weakref.ref[JsonLinesWriter]] = {}
+        self._lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
         self._lock = threading.Lock()
 
     def track(self, writer: JsonLinesWriter) -> None:

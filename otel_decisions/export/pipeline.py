@@ -115,7 +115,7 @@ class Pipeline:
 
 
 _pipelines: dict[Path, Pipeline] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()
 _settings: Settings | None = None
 _every_pipeline: list[Pipeline] = []  # also those configure() dropped from the cache
 _exit_otlp: list[tuple[SpanProcessor, float]] = []
@@ -124,7 +124,7 @@ _exit_otlp: list[tuple[SpanProcessor, float]] = []
 def _after_fork_in_child() -> None:
     """A forked child inherits the parent's open runs: they are the parent's to write, not ours."""
     global _lock
-    _lock = threading.Lock()
+    _lock = threading.RLock()
     for pipeline in _every_pipeline:
         pipeline.open_recorders.clear()
 
@@ -150,7 +150,7 @@ def interrupt_open_runs(narrative: str, failed: bool = False) -> None:
 def _at_exit() -> None:
     """End runs left open, write what is buffered to every file (fast, local), then give OTLP one
     bounded wait."""
-    uncaught = getattr(sys, "last_value", None)  # set when an uncaught exception ends the program
+    uncaught = _uncaught[0] if _uncaught else None
     if uncaught is not None:
         interrupt_open_runs(
             f"Run interrupted: the process exited on an uncaught {type(uncaught).__qualname__}.", True
@@ -171,6 +171,19 @@ def _flush_at_exit() -> None:
 
 
 _sigterm_installed = False
+_uncaught: list[BaseException] = []  # the exception that ended the program, seen by `sys.excepthook`
+
+
+def _watch_uncaught() -> None:
+    """Chain `sys.excepthook` to note an uncaught exception (`sys.last_value` may be stale: the REPL and
+    test runners set it for exceptions that did not end the program)."""
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        _uncaught[:] = [value]
+        previous(kind, value, tb)
+
+    sys.excepthook = hook
 
 
 def _install_sigterm_handler() -> None:
@@ -181,6 +194,7 @@ def _install_sigterm_handler() -> None:
     if _sigterm_installed or threading.current_thread() is not threading.main_thread():
         return
     _sigterm_installed = True
+    _watch_uncaught()
     if not _config.env_flag(_config.OTEL_DECISIONS_SIGTERM, True):
         return
     try:
@@ -191,20 +205,16 @@ def _install_sigterm_handler() -> None:
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
-    # The handler runs in the main thread between two bytecodes, maybe inside our own writer: the
-    # work runs on another thread, given a bounded wait, so a lock held here can never deadlock it.
-    def work() -> None:
+    # The handler runs in the main thread between two bytecodes, maybe inside our own writer or a
+    # drain: their locks are re-entrant, and what it interrupted never resumes (the process ends).
+    try:
         interrupt_open_runs("Run interrupted: the process received SIGTERM.")
         _flush_at_exit()
-
-    worker = threading.Thread(target=work, name="otel_decisions-sigterm", daemon=True)
-    worker.start()
-    worker.join(_SIGTERM_WAIT)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.raise_signal(signal.SIGTERM)  # terminate as the default action would: exit status -15
-
-
-_SIGTERM_WAIT = 5.0
+    except Exception:
+        _logger.exception("otel_decisions: could not flush on SIGTERM")
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)  # terminate as the default action would: exit status -15
 
 
 def configure(**settings: Any) -> Settings:

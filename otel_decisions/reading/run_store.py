@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Final
 
 from otel_decisions.analysis.facts import RunFacts
-from otel_decisions.contract import SpanRecord, run_from_spans
+from otel_decisions.contract import SpanRecord, newer_version, run_from_spans
 from otel_decisions.models import Run, RunStatus, RunSummary
 from otel_decisions.reading.jaeger import JaegerSource, is_url
 from otel_decisions.reading.otlp_files import discover_files, paused_gc, read_lines, read_new_lines
@@ -215,7 +215,9 @@ class RunStore:
                 trace = self._traces[span.trace_id] = _Trace(TraceFacts(span.trace_id))
             if trace.records is None:
                 trace.records = {}
-            trace.records[span.span_id] = span
+            seen = trace.records.get(span.span_id)
+            if seen is None or newer_version(span, seen):
+                trace.records[span.span_id] = span
             trace.version += 1
             if trace.facts.add(span):
                 self._dirty.add(span.trace_id)
@@ -344,7 +346,9 @@ class RunStore:
                 for span in spans:
                     into = found.get(span.trace_id)
                     if into is not None:
-                        into[span.span_id] = span
+                        seen = into.get(span.span_id)
+                        if seen is None or newer_version(span, seen):  # an ended span beats snapshots
+                            into[span.span_id] = span
         return {t: list(spans.values()) for t, spans in found.items()}
 
     # --- the seed's storage API ------------------------------------------------------------------

@@ -75,7 +75,12 @@ class RunRecorder:
     )
 
     def __init__(
-        self, pipeline: Pipeline, run: Run, start_ns: int, link_attributes: dict[str, Any] | None = None
+        self,
+        pipeline: Pipeline,
+        run: Run,
+        start_ns: int,
+        link_attributes: dict[str, Any] | None = None,
+        on_interrupt: Callable[[str, bool], None] | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._tracer = pipeline.tracer
@@ -107,14 +112,14 @@ class RunRecorder:
         self._decisions: dict[str, tuple[SpanContext, int]] = {}  # decision id -> (its span, time)
         self._pid = os.getpid()
         self._queue: deque[ReadableSpan] = deque()  # appended by the agent, drained by any thread
-        self._drain_lock = threading.Lock()
+        self._drain_lock = threading.RLock()  # re-entrant: a SIGTERM handler may drain mid-drain
         self._recording = ctx.is_valid  # False when the SDK is disabled: nothing is written
         self._ended = False
-        self.on_interrupt: Callable[[str, bool], None] | None = None
+        self.on_interrupt = on_interrupt
         """Ends the run when the process exits or is terminated first: (narrative, failed)."""
+        pipeline.watch(self)  # before the snapshot: a run in the file can always be interrupted
         if self._recording:
             self._snapshot(start_ns)
-        pipeline.watch(self)
 
     def _snapshot(self, at_ns: int) -> None:
         """Write the open root span as it stands (crash safety: the run and its problems are found)."""
@@ -205,7 +210,7 @@ class RunRecorder:
         self._decisions = {}
         self._pid = os.getpid()
         self._queue = deque()
-        self._drain_lock = threading.Lock()
+        self._drain_lock = threading.RLock()
         self._recording = trace.get_current_span(parent).get_span_context().is_valid
         self._run_name, self._start_attributes, self._start_ns = "", {}, 0
         self._ended = False
@@ -291,8 +296,16 @@ class RunRecorder:
 
     def problem(self, problem: Problem, at_ns: int) -> None:
         """Record `problem` as an `otel_decisions.problem` event on the run span (in the file at once)."""
+        if self._ended:
+            _logger.warning(
+                "otel_decisions: problem %s reported after run %s ended: not recorded",
+                problem.id,
+                self.execution_id,
+            )
+            return
         self._run_span.add_event(c.PROBLEM_EVENT, c.problem_attributes(problem, self._policy), at_ns)
-        if self._recording and self._start_attributes:  # a joined recorder has no root of its own
+        # a joined recorder has no root of its own; an ended run's root is written already
+        if self._recording and self._start_attributes and not self._ended and os.getpid() == self._pid:
             self._snapshot(at_ns)
 
     def report_problem(self, run: Run, args: tuple[Any, ...], lock: threading.Lock | None = None) -> str:
@@ -324,10 +337,9 @@ class RunRecorder:
         """Create the queued spans, then close the run span with the run's final state (this writes
         the run to the file before it returns). The span is ended whatever goes wrong before; a run
         ends once (a later call, e.g. after the process interrupted the run at exit, does nothing)."""
-        if self._ended:
+        if self._ended or os.getpid() != self._pid:  # once; and a forked child's copy is not ours
             return
         self._ended = True
-        self._pipeline.open_recorders.discard(self)
         try:
             self.drain()
             self._run_span.set_attributes(c.run_end_attributes(run, self._policy))
@@ -336,6 +348,7 @@ class RunRecorder:
                 self._run_span.set_status(Status(StatusCode.ERROR, message))
         finally:
             self._run_span.end(end_time=at_ns)
+            self._pipeline.open_recorders.discard(self)  # only now: until written, exit may end it
         self._pipeline.run_ended()
 
 

@@ -100,8 +100,9 @@ class Runtime:
                 self._finish(RunStatus.CANCELLED, _CANCELLED_NARRATIVE, None)
             started_at, start_ns = c.now()
             run = _coerce.run(goal_id, goal_description, input_data, started_at)
-            self._recorder = RunRecorder(self._pipeline, run, start_ns)
-            self._recorder.on_interrupt = functools.partial(self._interrupted, self._recorder)
+            self._recorder = RunRecorder(
+                self._pipeline, run, start_ns, on_interrupt=functools.partial(self._interrupted, run.id)
+            )
             self._run = run
             self._decisions = {}
             self._llm_tokens = {}
@@ -126,21 +127,24 @@ class Runtime:
 
     def _finish(self, status: RunStatus, narrative: str, output_data: dict[str, Any] | None) -> None:
         run, recorder = self._run, self._recorder
-        self._run = self._recorder = None
-        self._decisions = {}
-        focus = RUNTIME_FOCUS.get()
-        if focus is not None and focus[0] is self:
-            RUNTIME_FOCUS.set(None)
-        if run is None or recorder is None:
-            return
-        run.output_data = _coerce.mapping(output_data, "output_data")
-        run.complete(status, _coerce.text(narrative))
-        assert run.completed_at is not None
-        recorder.end(run, c.datetime_to_ns(run.completed_at))  # written to the file before it returns
+        try:
+            if run is None or recorder is None:
+                return
+            run.output_data = _coerce.mapping(output_data, "output_data")
+            run.complete(status, _coerce.text(narrative))
+            assert run.completed_at is not None
+            recorder.end(run, c.datetime_to_ns(run.completed_at))  # in the file before it returns
+        finally:  # the run is this Runtime's until its end is written: exit or SIGTERM may end it
+            if self._recorder is recorder:
+                self._run = self._recorder = None
+                self._decisions = {}
+            focus = RUNTIME_FOCUS.get()
+            if focus is not None and focus[0] is self:
+                RUNTIME_FOCUS.set(None)
 
-    def _interrupted(self, recorder: RunRecorder, narrative: str, failed: bool) -> None:
-        """The process is exiting (or was sent SIGTERM) with this run still open: end it."""
-        if self._recorder is recorder:
+    def _interrupted(self, run_id: str, narrative: str, failed: bool) -> None:
+        """The process is exiting (or was sent SIGTERM) with run `run_id` still open: end it."""
+        if self._run is not None and self._run.id == run_id:
             self._finish(RunStatus.FAILED if failed else RunStatus.CANCELLED, narrative, None)
 
     def set_node(self, node_id: str) -> None:

@@ -267,11 +267,15 @@ class run(_Scope):  # lowercase: used like a function, `@otel_decisions.run(...)
                     parent.run.id if parent is not None and parent.run is not None else "",
                     delegating.decision_id,
                 )
-            recorder = RunRecorder(pipeline, model, start_ns, link)
-            state = RunState(recorder, model, directory)
-            activation = _RunActivation(RunHandle(state))
-            recorder.on_interrupt = activation.interrupted
-            return activation
+            made: list[_RunActivation] = []  # the activation, once made (exit may come first)
+
+            def interrupt(narrative: str, failed: bool) -> None:
+                for activation in made:
+                    activation.interrupted(narrative, failed)
+
+            recorder = RunRecorder(pipeline, model, start_ns, link, on_interrupt=interrupt)
+            made.append(_RunActivation(RunHandle(RunState(recorder, model, directory))))
+            return made[0]
         except Exception:
             _logger.exception("otel_decisions: could not start run %r; not recorded", self.goal_id)
             return None

@@ -214,3 +214,17 @@ def test_complaint_10_sigterm_handler_of_the_application_is_left_alone(tmp_path:
     # its sys.exit ran the normal exit path: the open runs were ended there
     run, _ = check_runs(tmp_path, ids, RunStatus.CANCELLED)
     assert run.narrative == "Run interrupted: the process exited before the run ended."
+
+
+def test_a_problem_reported_after_the_run_ended_leaves_the_ended_run_as_it_was(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import otel_decisions as od
+
+    with od.run("late", directory=tmp_path) as handle:
+        pass
+    with caplog.at_level("WARNING"):
+        handle.report_problem("error", "too late")  # no snapshot of the ended root may follow
+    run = BuilderQuery(tmp_path).get_full_run(handle.run_id)
+    assert run is not None and run.status == RunStatus.COMPLETED and run.problems == []
+    assert any("reported after run" in r.getMessage() for r in caplog.records)

@@ -31,7 +31,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import otel_decisions as od
-from otel_decisions import Runtime
+from otel_decisions import BuilderQuery, Runtime
 from otel_decisions._redaction import REDACTED, Redactor
 from reliability._privacy_recording import (
     ANTHROPIC_KEY,
@@ -365,3 +365,24 @@ def test_the_reference_is_not_vacuous() -> None:
         assert _every_rule(f"x {secret} y") == f"x {REDACTED} y"
     kept = "trace_id=" + "ab" * 16
     assert _every_rule(f"password=hunter2 and {kept}") == f"password={REDACTED} and {kept}"
+
+
+def test_authorization_headers_and_cookies_in_json_values_are_scrubbed(tmp_path: Path) -> None:
+    runtime = Runtime(tmp_path)
+    run_id = runtime.start_run("headers")
+    decision = runtime.decide(
+        "call the API",
+        [{"id": "get", "action_params": {"headers": {"Authorization": "Basic dXNlcjpodW50ZXIy"}}}],
+        "get",
+        "r",
+        context={"cookies": "sessionhunter2", "Proxy-Authorization": "Token abc123def"},
+    )
+    runtime.record_outcome(decision, success=True)
+    runtime.end_run(success=True)
+    raw = (tmp_path / "traces.jsonl").read_text()
+    for secret in ("dXNlcjpodW50ZXIy", "sessionhunter2", "abc123def"):
+        assert secret not in raw
+    run = BuilderQuery(tmp_path).get_full_run(run_id)
+    assert run is not None
+    assert run.decisions[0].options[0].action_params == {"headers": {"Authorization": REDACTED}}
+    assert run.decisions[0].input_context == {"cookies": REDACTED, "Proxy-Authorization": REDACTED}
