@@ -34,7 +34,7 @@ from otel_decisions.reading.otlp_files import discover_files
 QUICK = "--quick" in sys.argv
 ROUNDS = 1 if QUICK else int(os.environ.get("BENCH_ROUNDS", "5"))
 CALLS = 300 if QUICK else int(os.environ.get("BENCH_N", "2000"))
-OPTIONS = [
+OPTIONS: list[dict[str, Any]] = [
     {"id": "search", "description": "Search the docs for the product", "action_type": "tool_call",
      "action_params": {"tool": "doc_search", "query": "refund policy"}},
     {"id": "answer", "description": "Answer from what is known", "action_type": "generate"},
