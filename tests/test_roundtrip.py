@@ -241,26 +241,27 @@ def _nan_run(result: Any) -> Run:
     return run
 
 
-def test_nan_and_infinity_in_a_result_come_back_as_none() -> None:
-    """Found: non-finite floats are written as JSON `null` (orjson's behaviour), so they read back as
-    None; the value around them is kept. Nothing raises, neither on writing nor on reading."""
+def test_nan_and_infinity_in_a_result_come_back_marked() -> None:
+    """Non-finite floats have no JSON form (orjson would write `null`, a silent loss): they are written
+    as the marked strings "<float nan>", "<float inf>", "<float -inf>"; the value around them is kept.
+    Nothing raises, neither on writing nor on reading."""
     loaded, _ = write_and_read(_nan_run({"score": math.nan, "items": [1.0, -math.inf, 2.5], "ok": True}))
 
     assert loaded is not None
     outcome = loaded.decisions[0].outcome
     assert outcome is not None
     assert outcome.success is True
-    assert outcome.result == {"score": None, "items": [1.0, None, 2.5], "ok": True}
-    assert outcome.state_changes == {"ratio": None}
+    assert outcome.result == {"score": "<float nan>", "items": [1.0, "<float -inf>", 2.5], "ok": True}
+    assert outcome.state_changes == {"ratio": "<float inf>"}
 
 
-def test_a_bare_nan_result_is_recorded_and_reads_back_as_none() -> None:
+def test_a_bare_nan_result_is_recorded_and_reads_back_marked() -> None:
     loaded, _ = write_and_read(_nan_run(math.nan))
 
     assert loaded is not None
     outcome = loaded.decisions[0].outcome
     assert outcome is not None and outcome.success
-    assert outcome.result is None
+    assert outcome.result == "<float nan>"
 
 
 def test_an_oversized_result_reads_back_as_the_truncation_marker() -> None:
