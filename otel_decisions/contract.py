@@ -493,6 +493,11 @@ def _validate(model: type[M], data: dict[str, Any]) -> M:
             return model.model_construct(**data)
 
 
+def _text_attr(attrs: Mapping[str, Any], key: str) -> str:
+    value = attrs.get(key)
+    return value if isinstance(value, str) else ""
+
+
 def _int(value: Any) -> int:
     return value if type(value) is int else 0
 
@@ -635,8 +640,8 @@ def run_from_spans(spans: Iterable[SpanRecord]) -> Run | None:
     source = root if root is not None else first
     a = source.attributes
     data: dict[str, Any] = {
-        "id": a.get(RUN_ID, ""),
-        "goal_id": a.get(GOAL_ID, ""),
+        "id": _text_attr(a, RUN_ID),  # ids are text; another writer's odd value names no id
+        "goal_id": _text_attr(a, GOAL_ID),
         "decisions": decisions,
     }
     if root is None:

@@ -91,6 +91,11 @@ class BuilderQuery:
 
     def get_recent_failures(self, limit: int = 10) -> list[RunSummary]:
         """Summaries of the newest failed runs, at most `limit`."""
+        if type(limit) is not int:
+            try:
+                limit = int(limit)
+            except (TypeError, ValueError):
+                limit = 10  # the default, for a limit that is no number
         failed = [f.run_id for f in self.storage.facts() if f.failed]
         return self._summaries(failed[: max(0, limit)])
 

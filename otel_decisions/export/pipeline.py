@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import random
 import signal
 import sys
 import threading
@@ -28,9 +29,10 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Tracer
+from opentelemetry.trace import INVALID_SPAN_ID, INVALID_TRACE_ID, Tracer
 
 from otel_decisions import _config
 from otel_decisions._privacy import ContentPolicy
@@ -46,6 +48,34 @@ __all__ = ["Pipeline", "add_span_observer", "configure", "current_settings", "pi
 _logger = logging.getLogger(__name__)
 
 _VERSION = "0.1.0"
+
+
+class _OwnRandomIds(IdGenerator):
+    """Trace and span ids from a generator of our own, seeded from the OS (and again in a forked
+    child): the SDK's default draws from the global `random`, which an agent seeding it for
+    reproducible sampling would rewind, making two runs share a trace id."""
+
+    def __init__(self) -> None:
+        self._random = random.Random(int.from_bytes(os.urandom(16), "big"))
+        os.register_at_fork(after_in_child=self._reseed)
+
+    def _reseed(self) -> None:
+        self._random = random.Random(int.from_bytes(os.urandom(16), "big"))
+
+    def generate_span_id(self) -> int:
+        span_id = self._random.getrandbits(64)
+        while span_id == INVALID_SPAN_ID:
+            span_id = self._random.getrandbits(64)
+        return span_id
+
+    def generate_trace_id(self) -> int:
+        trace_id = self._random.getrandbits(128)
+        while trace_id == INVALID_TRACE_ID:
+            trace_id = self._random.getrandbits(128)
+        return trace_id
+
+
+_IDS = _OwnRandomIds()
 
 
 class Drainable(Protocol):
@@ -304,7 +334,9 @@ def _build(directory: Path, settings: Settings) -> Pipeline:
         writer, flush_interval=_config.flush_interval(), per_span=_config.durability() == "span"
     )
     resource = Resource.create({"service.name": settings.service_name} if settings.service_name else {})
-    provider = TracerProvider(resource=resource, sampler=ALWAYS_ON, shutdown_on_exit=False)  # see _at_exit
+    provider = TracerProvider(
+        resource=resource, sampler=ALWAYS_ON, shutdown_on_exit=False, id_generator=_IDS  # see _at_exit
+    )
     processors: list[SpanProcessor] = []
     if settings.local_file:
         processors.append(processor)

@@ -65,6 +65,13 @@ class Settings:
         return self.otlp_endpoint is not None and "otlp" in self.exporters
 
 
+def _shown(value: object) -> str:
+    """A short repr of a rejected value for the error message (never raises)."""
+    from otel_decisions._values import short_repr
+
+    return short_repr(value)
+
+
 def _env(*names: str) -> str | None:
     for name in names:
         value = os.environ.get(name, "").strip()
@@ -102,9 +109,34 @@ def resolve(
     scrub_allowed_keys: list[str] | tuple[str, ...] | frozenset[str] | set[str] | None = None,
 ) -> Settings:
     """The settings for these arguments (None = not given), the environment and the defaults."""
-    for name, flag in (("capture_content", capture_content), ("scrub", scrub)):
+    for name, flag in (
+        ("capture_content", capture_content),
+        ("scrub", scrub),
+        ("local_file", local_file),
+        ("join_global_provider", join_global_provider),
+    ):
         if flag is not None and not isinstance(flag, bool):
-            raise ConfigError(f"{name} must be True, False or None, got {flag!r}")
+            raise ConfigError(f"{name} must be True, False or None, got {_shown(flag)}")
+    if directory is not None and not isinstance(directory, str | os.PathLike):
+        raise ConfigError(f"directory must be a path (str or Path), got {_shown(directory)}")
+    for name, text in (
+        ("service_name", service_name),
+        ("otlp_endpoint", otlp_endpoint),
+        ("otlp_protocol", otlp_protocol),
+    ):
+        if text is not None and type(text) is not str:
+            raise ConfigError(f"{name} must be a str, got {_shown(text)}")
+    if otlp_headers is not None and not (
+        isinstance(otlp_headers, dict)
+        and all(type(k) is str and type(v) is str for k, v in otlp_headers.items())
+    ):
+        raise ConfigError(f"otlp_headers must be a dict of str to str, got {_shown(otlp_headers)}")
+    if otlp_timeout is not None and isinstance(otlp_timeout, bool):
+        raise ConfigError(f"otlp_timeout must be seconds in (0, 300], got {otlp_timeout!r}")
+    if exporters is not None and not (
+        isinstance(exporters, list | tuple) and all(type(e) is str for e in exporters)
+    ):
+        raise ConfigError(f"exporters must be a list of names, got {_shown(exporters)}")
     if scrub_allowed_keys is not None and (
         isinstance(scrub_allowed_keys, str)
         or not isinstance(scrub_allowed_keys, list | tuple | set | frozenset)

@@ -268,6 +268,8 @@ class RunStore:
 
     def execution_id(self, run_id: str) -> str | None:
         """The trace id of run `run_id`, or None."""
+        if type(run_id) is not str:  # run ids are text: anything else names no run
+            return None
         self.refresh()
         with self._lock:
             trace_id = self._by_run_id.get(run_id)
@@ -287,6 +289,8 @@ class RunStore:
 
     def load_run(self, run_id: str) -> Run | None:
         """The run with id `run_id`, or None."""
+        if type(run_id) is not str:  # run ids are text: anything else names no run
+            return None
         self.refresh()
         trace_id = self._by_run_id.get(run_id)
         if trace_id is None:

@@ -45,6 +45,17 @@ def ident(value: Any) -> str:
     return fit_text(text, _config.max_value_chars())
 
 
+def truthy(value: Any, default: bool) -> bool:
+    """`bool(value)`, or `default` (with a warning) when the value's truth test raises."""
+    try:
+        return bool(value)
+    except Exception:
+        _logger.warning(
+            "otel_decisions: a %s could not be truth-tested; taken as %s", type(value).__qualname__, default
+        )
+        return default
+
+
 def _or_empty(value: Any, empty: Any) -> Any:
     """The seed's `value or empty`, for a value whose `__bool__` may raise (then it is kept)."""
     if value is None:

@@ -16,9 +16,10 @@ import contextvars
 import functools
 import logging
 import os
+import re
 import secrets
 import threading
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,50 +117,78 @@ def inject(carrier: MutableMapping[str, str] | None = None) -> dict[str, str]:
         with otel_decisions.extract(headers):
             ...                                    # decisions here belong to the same run
     """
-    out: dict[str, str] = dict(carrier or {})
-    propagate.inject(out)
-    state = CURRENT_RUN.get()
-    if state is not None:
-        common = state.recorder.common
-        fields = (
-            state.recorder.execution_id,
-            str(common.get("otel_decisions.run.id", "")),
-            str(common.get("otel_decisions.goal.id", "")),
-            CURRENT_NODE.get() or "",
-            str(state.directory),
-        )
-        out[_CARRIER_KEY] = ";".join(f.replace(";", ",") for f in fields)
-    if carrier is not None:
-        carrier.update(out)
-    return out
+    if carrier is not None and not isinstance(carrier, MutableMapping):
+        _logger.warning("otel_decisions: inject() needs a dict-like carrier, got %s", type(carrier).__name__)
+        carrier = None
+    try:
+        out: dict[str, str] = dict(carrier or {})
+        propagate.inject(out)
+        state = CURRENT_RUN.get()
+        if state is not None:
+            common = state.recorder.common
+            fields = (
+                state.recorder.execution_id,
+                str(common.get("otel_decisions.run.id", "")),
+                str(common.get("otel_decisions.goal.id", "")),
+                CURRENT_NODE.get() or "",
+                str(state.directory),
+            )
+            out[_CARRIER_KEY] = ";".join(f.replace(";", ",") for f in fields)
+        if carrier is not None:
+            carrier.update(out)
+        return out
+    except Exception:  # a carrier that cannot be read or written: the agent's call goes on
+        _logger.warning("otel_decisions: could not inject the run into the carrier", exc_info=True)
+        return {}
 
 
-@contextmanager
-def extract(carrier: MutableMapping[str, str]) -> Iterator[None]:
-    """Within the block, decisions belong to the run `inject` put into `carrier` (same execution id)."""
+_EXECUTION_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def _joined_state(carrier: object) -> tuple[RunState, str | None] | None:
+    """The state joining the run `inject` put into `carrier`, or None (nothing, or nothing valid: a
+    carrier comes from the network, so malformed ones are expected)."""
+    if not isinstance(carrier, Mapping):
+        return None
     raw = carrier.get(_CARRIER_KEY, "")
-    parts = raw.split(";") if raw else []
-    if len(parts) != 5:
-        yield  # nothing to join: decisions outside a run are not recorded (with a warning)
-        return
+    parts = raw.split(";") if isinstance(raw, str) and raw else []
+    if len(parts) != 5 or not _EXECUTION_ID.fullmatch(parts[0]):
+        return None
     execution_id, run_id, goal_id, node_id, directory = parts
     from otel_decisions.recording.recorder import RunRecorder
 
     parent = propagate.extract(carrier)
     if not trace.get_current_span(parent).get_span_context().is_valid:
-        yield
-        return
+        return None
     recorder = RunRecorder.joined(pipeline_for(directory), execution_id, run_id, goal_id, parent)
     # ids unique across processes and across calls in one (pool) process
     state = RunState(recorder, None, Path(directory), prefix=f"dec_{os.getpid()}_{secrets.token_hex(3)}_")
+    return state, node_id or None
+
+
+@contextmanager
+def extract(carrier: MutableMapping[str, str]) -> Iterator[None]:
+    """Within the block, decisions belong to the run `inject` put into `carrier` (same execution id)."""
+    try:
+        joined = _joined_state(carrier)
+    except Exception:  # never break the block for a bad carrier; its decisions are just not joined
+        _logger.warning("otel_decisions: cannot join the run in this carrier", exc_info=True)
+        joined = None
+    if joined is None:
+        yield  # nothing to join: decisions outside a run are not recorded (with a warning)
+        return
+    state, node_id = joined
     run_token = CURRENT_RUN.set(state)
-    node_token = CURRENT_NODE.set(node_id or None)
+    node_token = CURRENT_NODE.set(node_id)
     try:
         yield
     finally:
         CURRENT_NODE.reset(node_token)
         CURRENT_RUN.reset(run_token)
-        pipeline_for(directory).flush()  # a pool worker may never exit normally
+        try:
+            state.recorder.pipeline.flush()  # a pool worker may never exit normally
+        except Exception:
+            _logger.exception("otel_decisions: could not flush a joined run")
 
 
 # --- automatic propagation -----------------------------------------------------------------------

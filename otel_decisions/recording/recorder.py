@@ -316,7 +316,7 @@ class RunRecorder:
             fields = (
                 _coerce.text(severity),
                 _coerce.text(description),
-                _coerce.optional_text(decision_id),
+                None if decision_id is None else _coerce.ident(decision_id),
                 _coerce.optional_text(root_cause),
                 _coerce.optional_text(suggested_fix),
             )

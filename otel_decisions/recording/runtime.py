@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from otel_decisions import contract as c
+from otel_decisions._values import short_repr
 from otel_decisions.export.pipeline import pipeline_for
 from otel_decisions.models import Decision, DecisionType, Run, RunStatus
 from otel_decisions.recording import _coerce
@@ -118,7 +119,7 @@ class Runtime:
         if self._run is None:
             _logger.warning("end_run called but no run in progress (already ended or never started)")
             return
-        status = RunStatus.COMPLETED if success else RunStatus.FAILED
+        status = RunStatus.COMPLETED if _coerce.truthy(success, False) else RunStatus.FAILED
         try:
             self._finish(status, narrative, output_data)
         except Exception:
@@ -147,6 +148,13 @@ class Runtime:
         if self._run is not None and self._run.id == run_id:
             self._finish(RunStatus.FAILED if failed else RunStatus.CANCELLED, narrative, None)
 
+    def _shown(self, value: Any) -> str:
+        """`value` for a log message: a short, scrubbed repr, or only its type without content capture."""
+        policy = self._pipeline.policy
+        if not policy.capture:
+            return f"<{type(value).__qualname__}>"
+        return policy.redactor.text(short_repr(value)) if policy.scrub else short_repr(value)
+
     def set_node(self, node_id: str) -> None:
         """Set the node for later decisions (sticky)."""
         self._current_node = _coerce.text(node_id) or "unknown"
@@ -166,14 +174,14 @@ class Runtime:
         """Record a decision and return its id, `dec_N`; "" (with a warning) when no run is open."""
         run, recorder = self._run, self._recorder
         if run is None or recorder is None:
-            _logger.warning("decide called but no run in progress: %s", intent)
+            _logger.warning("decide called but no run in progress: %s", self._shown(intent))
             return ""
         try:
             timestamp, at_ns = c.now()
             decision, option_dicts = _coerce.decision(
                 f"dec_{len(run.decisions)}",
                 timestamp,
-                node_id or self._current_node,
+                node_id if _coerce.truthy(node_id, True) else self._current_node,
                 intent,
                 options,
                 chosen,
@@ -221,23 +229,29 @@ class Runtime:
     ) -> None:
         run, recorder = self._run, self._recorder
         if run is None or recorder is None:
-            _logger.warning("record_outcome called but no run in progress (decision_id=%s)", decision_id)
+            _logger.warning(
+                "record_outcome called but no run in progress (decision_id=%s)", self._shown(decision_id)
+            )
             return
         try:
-            decision = self._decisions.get(decision_id) if isinstance(decision_id, str) else None
+            # a plain copy of a str subclass: its own __hash__/__eq__ may raise
+            key = str.__str__(decision_id) if isinstance(decision_id, str) else None
+            decision = self._decisions.get(key) if key is not None else None
             if decision is None:
                 _logger.warning(
-                    "record_outcome: unknown decision id %r in run %s; ignored", decision_id, run.id
+                    "record_outcome: unknown decision id %s in run %s; ignored",
+                    self._shown(decision_id),
+                    run.id,
                 )
                 return
             timestamp, at_ns = c.now()
-            llm_tokens = self._llm_tokens.pop(decision_id, 0)
-            if not tokens_used:  # tokens the agent reports itself win over the counted ones
+            llm_tokens = self._llm_tokens.pop(decision.id, 0)
+            if not _coerce.truthy(tokens_used, True):  # tokens the agent reports itself win over counted ones
                 tokens_used = llm_tokens
             outcome = _coerce.outcome(
                 success, result, error, summary, state_changes, tokens_used, latency_ms, timestamp
             )
-            if RUNTIME_FOCUS.get() == (self, decision_id):
+            if RUNTIME_FOCUS.get() == (self, decision.id):
                 RUNTIME_FOCUS.set((self, ""))
             run.apply_outcome(decision, outcome)
             recorder.outcome(decision, outcome, at_ns, error_type)
@@ -266,7 +280,11 @@ class Runtime:
         """Record a problem on the current run; returns `prob_N`, or "" when no run is open."""
         run, recorder = self._run, self._recorder
         if run is None or recorder is None:
-            _logger.warning("report_problem called but no run in progress: [%s] %s", severity, description)
+            _logger.warning(
+                "report_problem called but no run in progress: [%s] %s",
+                self._shown(severity),
+                self._shown(description),
+            )
             return ""
         return recorder.report_problem(run, (severity, description, decision_id, root_cause, suggested_fix))
 

@@ -308,7 +308,7 @@ class DecisionHandle:
 
     def choose(self, option_id: str, reasoning: str | None = None) -> None:
         """Record which option was chosen (and why)."""
-        self.chosen = _coerce.text(option_id)
+        self.chosen = _coerce.ident(option_id)
         if reasoning is not None:
             self.explain(reasoning)
 
@@ -331,12 +331,12 @@ class DecisionHandle:
     ) -> None:
         """Set the outcome instead of the automatic one (the call's result or exception)."""
         self._outcome = (
-            bool(success),
+            _coerce.truthy(success, False),
             result,
             _coerce.optional_text(error),
             _coerce.text(summary),
             _coerce.mapping(state_changes, "state_changes"),
-            tokens_used if type(tokens_used) is int else 0,
+            _coerce.integer(tokens_used, "tokens_used"),
         )
 
     @property
@@ -461,6 +461,7 @@ class decision(_Scope):  # lowercase: used like a function
         context: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        node_id = _coerce.ident(node_id) if node_id is not None and _coerce.truthy(node_id, True) else None
         self.node_id = node_id
         # Validation and encoding happen once, here, not on every call.
         if options is None:
@@ -550,7 +551,7 @@ class node(_Scope):  # lowercase: used like a function
 
     def __init__(self, node_id: str) -> None:
         super().__init__()
-        self.node_id = _coerce.text(node_id) or "unknown"
+        self.node_id = _coerce.ident(node_id) or "unknown"
 
     def _begin(self) -> Activation | None:
         return _NodeActivation(self.node_id)
