@@ -181,7 +181,7 @@ def encode_json(value: Any, max_chars: int = DEFAULT_MAX_VALUE_CHARS) -> str:
     except Exception:
         data = _careful(value)
     else:
-        if len(data) > max_chars:
+        if _too_long(data, max_chars):
             if b"null" in data and _has_nonfinite(value):
                 data = _careful(value)
             return _truncated(data, max_chars)
@@ -191,9 +191,15 @@ def encode_json(value: Any, max_chars: int = DEFAULT_MAX_VALUE_CHARS) -> str:
         if "null" not in text or not _has_nonfinite(value):
             return text
         data = _careful(value)
-    if len(data) > max_chars:
+    if _too_long(data, max_chars):
         return _truncated(data, max_chars)
     return data.decode("utf-8")
+
+
+def _too_long(data: bytes, max_chars: int) -> bool:
+    """Whether UTF-8 `data` holds more than `max_chars` characters (the cap counts characters; a
+    character is 1-4 bytes, so only data over the cap in bytes needs counting)."""
+    return len(data) > max_chars and len(data.decode("utf-8", errors="replace")) > max_chars
 
 
 def _careful(value: Any) -> bytes:
@@ -257,13 +263,15 @@ def _nonfinite(value: Any, depth: int) -> bool:
 def _truncated(data: bytes, max_chars: int) -> str:
     """The marker object for `data`, at most `max_chars` long. Its preview is escaped a second time
     (quotes, backslashes, control characters), so it is cut further until the marker fits."""
-    preview = data[: max(0, max_chars - 120)].decode("utf-8", errors="ignore")
+    text = data.decode("utf-8", errors="replace")
+    preview = text[: max(0, max_chars - 120)]
     while True:
-        encoded = orjson.dumps({TRUNCATED_KEY: True, "original_chars": len(data), "preview": preview})
-        excess = len(encoded) - max_chars
+        encoded = orjson.dumps({TRUNCATED_KEY: True, "original_chars": len(text), "preview": preview})
+        marker = encoded.decode("utf-8")
+        excess = len(marker) - max_chars
         if excess <= 0 or not preview:
-            return encoded.decode("utf-8")
-        per_char = max(1.0, (len(encoded) - _MARKER_CHARS) / len(preview))  # escaped bytes per character
+            return marker
+        per_char = max(1.0, (len(marker) - _MARKER_CHARS) / len(preview))  # escaped chars per character
         preview = preview[: max(0, len(preview) - math.ceil(excess / per_char))]
 
 

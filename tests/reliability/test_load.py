@@ -287,11 +287,6 @@ def test_concurrent_long_appends_leave_no_blank_line(tmp_path: Path) -> None:
     shutil.rmtree(directory)  # 60 MB
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: encode_json caps the UTF-8 bytes of a value's JSON, while OTEL_DECISIONS_MAX_VALUE_CHARS "
-    "is documented as a cap in characters: 9000 'é' (9011 characters of JSON) come back truncated",
-)
 def test_a_non_ascii_value_under_the_character_cap_is_kept_whole(tmp_path: Path) -> None:
     runtime = Runtime(tmp_path)
     run_id = runtime.start_run("cap", "a value of 9011 JSON characters, 18011 UTF-8 bytes")
