@@ -107,6 +107,11 @@ class Pipeline:
     def local_file(self) -> bool:
         return self.processor in self.processors
 
+    @property
+    def snapshots(self) -> bool:
+        """Whether snapshots of open spans are written (per-span durability, to the local file)."""
+        return self.processor.per_span and self.processor in self.processors
+
     def journal(self, span: ReadableSpan, snapshot: bool = False) -> None:
         """Write `span` to the local file now (a finished span made without the tracer, or, with
         `snapshot`, a copy of an open one); other processors get finished ones through `forward`."""

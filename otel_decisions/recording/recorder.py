@@ -118,7 +118,7 @@ class RunRecorder:
         self.on_interrupt = on_interrupt
         """Ends the run when the process exits or is terminated first: (narrative, failed)."""
         pipeline.watch(self)  # before the snapshot: a run in the file can always be interrupted
-        if self._recording:
+        if self._recording and pipeline.snapshots:
             self._snapshot(start_ns)
 
     def _snapshot(self, at_ns: int) -> None:
@@ -244,7 +244,7 @@ class RunRecorder:
         span = self._tracer.start_span(
             c.SPAN_NAME_PLAN, context=context, attributes=attributes, start_time=at_ns
         )
-        if self._recording:
+        if self._recording and self._pipeline.snapshots:
             own = span.get_span_context()
             parent_span = trace.get_current_span(context).get_span_context()
             self._pipeline.journal(
@@ -305,7 +305,13 @@ class RunRecorder:
             return
         self._run_span.add_event(c.PROBLEM_EVENT, c.problem_attributes(problem, self._policy), at_ns)
         # a joined recorder has no root of its own; an ended run's root is written already
-        if self._recording and self._start_attributes and not self._ended and os.getpid() == self._pid:
+        if (
+            self._recording
+            and self._pipeline.snapshots
+            and self._start_attributes
+            and not self._ended
+            and os.getpid() == self._pid
+        ):
             self._snapshot(at_ns)
 
     def report_problem(self, run: Run, args: tuple[Any, ...], lock: threading.Lock | None = None) -> str:
