@@ -216,6 +216,7 @@ _TOKEN_RUNS: Final = str.maketrans(
 _ALL_TRIGGERS: Final = tuple(
     dict.fromkeys([t for rule in RULES for t in rule.triggers] + ["authorization", "cookie"])
 )
+_TRIGGER: Final = re.compile("|".join(map(re.escape, _ALL_TRIGGERS)))
 _CACHED_CHARS: Final = 2048
 _CACHE_SIZE: Final = 4096
 
@@ -227,11 +228,12 @@ def _has_long_token(text: str) -> bool:
 class Redactor:
     """`RULES` with an allow-list of keys (lower-cased) whose values are never redacted."""
 
-    __slots__ = ("_allowed", "_cache", "_keyed", "_rules")
+    __slots__ = ("_allowed", "_cache", "_keyed", "_rules", "_suspects")
 
     def __init__(self, allowed_keys: Iterable[str] = DEFAULT_ALLOWED_KEYS) -> None:
         self._allowed = frozenset(k.lower() for k in allowed_keys)
         self._cache: dict[str, str] = {}
+        self._suspects: dict[str, bool] = {}
         self._rules = tuple(
             (rule, self._allowing(rule) if rule.keyed else rule.replacement) for rule in RULES
         )
@@ -243,8 +245,17 @@ class Redactor:
     def suspect(self, text: str) -> bool:
         """Whether `text` may hold a secret or a secret-named key (some rule's trigger occurs in it,
         or a long opaque token): when False, neither `text` nor `data` would change anything in it."""
-        low = text.lower()
-        return any(t in low for t in _ALL_TRIGGERS) or _has_long_token(text)
+        cached = len(text) <= _CACHED_CHARS  # the same options and contexts recur decision after decision
+        if cached:
+            hit = self._suspects.get(text)
+            if hit is not None:
+                return hit
+        found = _TRIGGER.search(text.lower()) is not None or _has_long_token(text)
+        if cached:
+            if len(self._suspects) >= _CACHE_SIZE:
+                self._suspects.clear()
+            self._suspects[text] = found
+        return found
 
     def _allowing(self, rule: Rule) -> Callable[[re.Match[str]], str]:
         replacement, allowed = rule.replacement, self._allowed
