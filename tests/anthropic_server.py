@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -300,3 +301,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
+
+
+def hermetic_anthropic(monkeypatch: Any, home: Path) -> Iterator[None]:
+    """For an autouse fixture: no credential, base URL, profile or content switch from the machine
+    running the tests, and Anthropic instrumentation removed afterwards."""
+    from otel_decisions import uninstrument_anthropic
+    from otel_decisions.integrations.anthropic_calls import CAPTURE_CONTENT_ENV
+
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_CONFIG_DIR", CAPTURE_CONTENT_ENV):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    yield
+    uninstrument_anthropic()

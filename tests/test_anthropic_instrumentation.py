@@ -14,7 +14,7 @@ from typing import Any
 
 import anthropic
 import pytest
-from anthropic_server import AnthropicServer, Reply
+from anthropic_server import AnthropicServer, Reply, hermetic_anthropic
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -31,16 +31,7 @@ TOOL = [{"id": "llm", "description": "Ask Claude", "action_type": "tool_call"}]
 
 @pytest.fixture(autouse=True)
 def hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for name in (
-        "ANTHROPIC_API_KEY",
-        "ANTHROPIC_BASE_URL",
-        "ANTHROPIC_CONFIG_DIR",
-        anthropic_calls.CAPTURE_CONTENT_ENV,
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    yield
-    od.uninstrument_anthropic()
+    yield from hermetic_anthropic(monkeypatch, tmp_path)
 
 
 @pytest.fixture

@@ -267,32 +267,22 @@ class RunRecorder:
         decision span, then end the decision span (both written as one line). `error` set means the
         outcome failed."""
         with self._pipeline.processor.batch():
-            self._end_decision(span, name, outcome_attributes, error, start_ns, at_ns, late_attributes)
-
-    def _end_decision(
-        self,
-        span: Span,
-        name: str,
-        outcome_attributes: dict[str, Any],
-        error: str | None,
-        start_ns: int,
-        at_ns: int,
-        late_attributes: dict[str, Any] | None,
-    ) -> None:
-        try:
-            child = self._tracer.start_span(
-                name,
-                context=trace.set_span_in_context(span),
-                attributes=outcome_attributes,
-                start_time=start_ns,
-            )
-            if outcome_attributes.get(c.OUTCOME_SUCCESS) is False:
-                child.set_status(Status(StatusCode.ERROR, self._policy.message(error, _STATUS_MESSAGE_CHARS)))
-            child.end(end_time=at_ns)
-            if late_attributes:
-                span.set_attributes(late_attributes)
-        finally:
-            span.end(end_time=at_ns)
+            try:
+                child = self._tracer.start_span(
+                    name,
+                    context=trace.set_span_in_context(span),
+                    attributes=outcome_attributes,
+                    start_time=start_ns,
+                )
+                if outcome_attributes.get(c.OUTCOME_SUCCESS) is False:
+                    child.set_status(
+                        Status(StatusCode.ERROR, self._policy.message(error, _STATUS_MESSAGE_CHARS))
+                    )
+                child.end(end_time=at_ns)
+                if late_attributes:
+                    span.set_attributes(late_attributes)
+            finally:
+                span.end(end_time=at_ns)
 
     def problem(self, problem: Problem, at_ns: int) -> None:
         """Record `problem` as an `otel_decisions.problem` event on the run span (in the file at once)."""

@@ -20,7 +20,7 @@ from typing import Any
 import anthropic
 import pytest
 from _readback import attrs, raw_spans, read_run
-from anthropic_server import AnthropicServer, Reply
+from anthropic_server import AnthropicServer, Reply, hermetic_anthropic
 
 import otel_decisions as od
 from otel_decisions import Runtime
@@ -53,16 +53,7 @@ def _default_settings() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for name in (
-        "ANTHROPIC_API_KEY",
-        "ANTHROPIC_BASE_URL",
-        "ANTHROPIC_CONFIG_DIR",
-        anthropic_calls.CAPTURE_CONTENT_ENV,
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    yield
-    od.uninstrument_anthropic()
+    yield from hermetic_anthropic(monkeypatch, tmp_path)
 
 
 @pytest.fixture
