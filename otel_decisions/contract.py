@@ -480,17 +480,29 @@ def record_kind(attributes: Mapping[str, Any]) -> str | None:
 M = TypeVar("M", bound=BaseModel)
 
 
+_EMPTY: Final[dict[Any, Any]] = {str: "", bool: False, int: 0, float: 0.0}
+
+
 def _validate(model: type[M], data: dict[str, Any]) -> M:
-    """Validate stored data; fields that fail validation fall back to their defaults, with a warning."""
+    """Validate stored data; fields that fail validation fall back to their defaults, with a warning.
+
+    A required field has no default: a bad one becomes the empty value of its type ("" for text), so
+    a hand-edited or corrupted span never puts a value of the wrong type into a model.
+    """
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         bad = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
-        _logger.warning("otel_decisions: dropping invalid stored %s fields %s", model.__name__, sorted(bad))
-        try:
-            return model.model_validate({k: v for k, v in data.items() if k not in bad})
-        except ValidationError:
-            return model.model_construct(**data)
+    _logger.warning("otel_decisions: dropping invalid stored %s fields %s", model.__name__, sorted(bad))
+    kept = {k: v for k, v in data.items() if k not in bad}
+    for name in bad:
+        field_info = model.model_fields.get(name)
+        if field_info is not None and field_info.is_required():
+            kept[name] = _EMPTY.get(field_info.annotation)
+    try:
+        return model.model_validate(kept)
+    except ValidationError:
+        return model.model_construct(**kept)
 
 
 def _text_attr(attrs: Mapping[str, Any], key: str) -> str:

@@ -2,17 +2,27 @@
 
 Plain helper functions live in the `tests/_*.py` modules; only fixtures are here, because a fixture
 imported into a test module by name clashes with the test parameters that request it.
+
+Hypothesis replays the same examples on every run (profile `ci`, the default), so a red CI means a
+change broke something, not that today's random examples found an old bug. To look for new bugs,
+explore with fresh examples: `HYPOTHESIS_PROFILE=explore HOSTILE_EXAMPLES=2000 pytest tests/`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from otel_decisions import Runtime
+
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture

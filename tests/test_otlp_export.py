@@ -58,12 +58,14 @@ from otel_decisions.recording import context as propagation
 PROTOCOLS: Final = ("grpc", "http/protobuf")
 ARRIVAL_TIMEOUT: Final = 10.0
 """Seconds a healthy receiver may take to get the spans of an ended run (no flush is called)."""
-RUN_BOUND: Final = 1.0
-"""Seconds recording a whole run may take while the endpoint is down, slow or refusing."""
+RUN_BOUND: Final = 2.5
+"""Seconds recording a whole run may take while the endpoint is down, slow or refusing: half the slow
+server's 5 s, so a run that waited for the server fails, while a loaded machine does not."""
 EXIT_BOUND: Final = 15.0
 """Seconds a process recording one run may take to exit against a bad endpoint (OTLP timeout 1 s)."""
-EXIT_MARGIN: Final = 1.0
-"""Seconds allowed on top of the OTLP timeout for interpreter teardown at exit."""
+EXIT_MARGIN: Final = 2.0
+"""Seconds allowed on top of the OTLP timeout (1 s) for interpreter teardown at exit; 3 s in all, under
+the slow server's 5 s, so an exit that waited for the server, or for two timeouts in a row, fails."""
 SUBPROCESS_TIMEOUT: Final = 60.0
 
 measured: dict[str, float] = {}
@@ -599,7 +601,7 @@ def test_a_down_slow_or_failing_endpoint_never_blocks_the_agent(
     tmp_path: Path, otel_env: pytest.MonkeyPatch, protocol: str, mode: str
 ) -> None:
     """Export runs on a background thread: each run (including ones ended while an export hangs on a
-    server that sleeps 5 s, or is being retried) returns in < 1 s, raises nothing, and is fully in the
+    server that sleeps 5 s, or is being retried) returns well before that server answers, raises nothing, and is fully in the
     local file. Shutting the pipeline down (what interpreter exit does) is bounded by the OTLP timeout
     per export in flight."""
     timeout = 1.0
@@ -671,8 +673,8 @@ def test_process_exit_is_bounded_by_the_otlp_timeout(tmp_path: Path, protocol: s
 
 def test_exit_waits_at_most_the_otlp_timeout_even_with_a_backlog(tmp_path: Path) -> None:
     """The documented bound (otel_decisions/export/otlp.py): "At interpreter exit the SDK shuts the
-    processor down; that waits at most the OTLP timeout". An agent that ended 400 short runs (1,200
-    spans, several export batches) while the endpoint hangs (a server sleeping 5 s, timeout 1 s) must
+    processor down; that waits at most the OTLP timeout". An agent that ended 1,000 short runs (3,000
+    spans, six export batches: one timeout each would take 6 s) while the endpoint hangs (a server sleeping 5 s, timeout 1 s) must
     still be gone within that timeout (+ a margin for interpreter teardown) after its last statement."""
     with HttpReceiver("slow", delay=5.0) as receiver:
         env = clean_env(
@@ -680,9 +682,9 @@ def test_exit_waits_at_most_the_otlp_timeout_even_with_a_backlog(tmp_path: Path)
             OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
             OTEL_EXPORTER_OTLP_TIMEOUT="1",
         )
-        done = run_python([sys.executable, "-c", RUN_SCRIPT, str(tmp_path), "400"], env, tmp_path)
+        done = run_python([sys.executable, "-c", RUN_SCRIPT, str(tmp_path), "1000"], env, tmp_path)
     assert done.exit_seconds is not None
-    measured["process exit with a 400-run backlog, slow endpoint (timeout 1 s)"] = done.exit_seconds
+    measured["process exit with a 1000-run backlog, slow endpoint (timeout 1 s)"] = done.exit_seconds
     assert_run_in_file(tmp_path, done.run_id, RunStatus.COMPLETED, 1)
     assert done.exit_seconds < 1.0 + EXIT_MARGIN, (
         f"exit took {done.exit_seconds:.3f} s with OTEL_EXPORTER_OTLP_TIMEOUT=1 "

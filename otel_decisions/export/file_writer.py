@@ -99,14 +99,15 @@ class JsonLinesWriter:
         """Under the lock: reopen or rotate if needed, then append `data` on a line of its own.
         False (nothing written) when the lock we hold is no longer the directory's."""
         try:
-            inode = os.stat(self._path).st_ino
+            st = os.stat(self._path)  # one system call for both: they are slow in some sandboxes
+            inode, size = st.st_ino, st.st_size
         except OSError:  # gone, or its directory is no longer one: reopening says why
             inode = -1
         if inode != self._inode:  # rotated by another process, deleted, or moved away
             if self._lock_moved():
                 return False
             self._open()
-        size = os.fstat(self._fd).st_size
+            size = os.fstat(self._fd).st_size
         if self.max_bytes > 0 and size and size + len(data) > self.max_bytes:
             self._rotate()
             size = 0

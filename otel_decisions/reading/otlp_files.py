@@ -190,6 +190,78 @@ def parse_line(line: bytes | str | memoryview) -> list[SpanRecord]:
         raise ValueError(f"not an OTLP TracesData object: {exc}") from exc
 
 
+_SPANS_KEY: Final = b'"spans":['
+_ONE_SCOPE_END: Final = b"]}]}]}"
+
+
+class _Prefixes:
+    """Skips parsing the resource and scope that every line of a file repeats.
+
+    Our writer puts each span on a line of its own: `{"resourceSpans":[{"resource":…,"scopeSpans":
+    [{"scope":…,"spans":[` SPAN `]}]}]}`, the same few hundred bytes of resource and scope before every
+    span. Once a line's prefix up to `"spans":[` is known to be exactly that shape (one resource, one
+    scope, whose last key is `spans`; proved by parsing the prefix closed with an empty array), a line
+    that starts with those bytes and ends with `]}]}]}` holds the spans array in between: parsing just
+    `[…]` gives the same spans as parsing the line (the reader does not use resource or scope). When
+    the middle is not one JSON array (a hostile line), the whole line is parsed as before.
+    """
+
+    __slots__ = ("known",)
+    _LIMIT: Final = 16
+
+    def __init__(self) -> None:
+        self.known: list[bytes] = []
+
+    def parse(self, data: bytes, start: int, stop: int, view: memoryview) -> list[SpanRecord]:
+        """Our spans in `data[start:stop]` (one line; `view` is `memoryview(data)`)."""
+        if data.endswith(_ONE_SCOPE_END, start, stop):
+            for prefix in self.known:
+                if data.startswith(prefix, start):
+                    cut = start + len(prefix) - 1  # at the spans array's "["
+                    try:
+                        spans = orjson.loads(view[cut : stop - 5])
+                    except orjson.JSONDecodeError:
+                        break  # e.g. `…]},{"scope":…,"spans":[…`: the line holds more than one array
+                    if type(spans) is not list:
+                        break
+                    try:
+                        return [record for sp in spans if (record := _span(sp)) is not None]
+                    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                        raise ValueError(f"not an OTLP TracesData object: {exc}") from exc
+        spans = parse_line(view[start:stop])
+        if spans:
+            self._learn(data, start, stop)
+        return spans
+
+    def _learn(self, data: bytes, start: int, stop: int) -> None:
+        at = data.find(_SPANS_KEY, start, stop)
+        if at < 0 or not data.endswith(_ONE_SCOPE_END, start, stop):
+            return
+        prefix = data[start : at + len(_SPANS_KEY)]
+        if prefix in self.known:
+            return
+        try:
+            document = orjson.loads(prefix + _ONE_SCOPE_END)
+        except orjson.JSONDecodeError:
+            return
+        if not (
+            type(document) is dict
+            and list(document) == ["resourceSpans"]
+            and type(rs := document["resourceSpans"]) is list
+            and len(rs) == 1
+            and type(rs[0]) is dict
+            and list(rs[0])[-1:] == ["scopeSpans"]
+            and type(ss := rs[0]["scopeSpans"]) is list
+            and len(ss) == 1
+            and type(ss[0]) is dict
+            and list(ss[0])[-1:] == ["spans"]
+            and ss[0]["spans"] == []
+        ):
+            return
+        self.known.insert(0, prefix)
+        del self.known[self._LIMIT :]
+
+
 #: Files are read in blocks of this size, so memory stays flat however large a file is.
 BLOCK_BYTES: Final = 16 << 20
 
@@ -247,12 +319,13 @@ def read_new_lines(
 
 def _parse_lines(path: Path, data: bytes, end: int, position: int, sink: LineSink) -> None:
     view = memoryview(data)  # lines are parsed in place, without a copy each
+    prefixes = _Prefixes()
     start = 0
     while start < end:
         stop = data.find(b"\n", start, end)
         if stop > start:
             try:
-                spans = parse_line(view[start:stop])
+                spans = prefixes.parse(data, start, stop, view)
             except ValueError as exc:
                 if data[start:stop].strip():  # blank lines are fine
                     _logger.warning(
@@ -272,6 +345,7 @@ def read_lines(path: Path, lines: Iterable[tuple[int, int]]) -> Iterator[list[Sp
 
     A line that is gone (the file was removed or rewritten) is skipped with a warning.
     """
+    prefixes = _Prefixes()
     try:
         with open(path, "rb") as f:
             for offset, length in lines:
@@ -280,7 +354,7 @@ def read_lines(path: Path, lines: Iterable[tuple[int, int]]) -> Iterator[list[Sp
                 try:
                     if len(data) != length:
                         raise ValueError("the file is shorter than when it was read")
-                    yield parse_line(data)
+                    yield prefixes.parse(data, 0, length, memoryview(data))
                 except ValueError as exc:
                     _logger.warning("otel_decisions: cannot re-read %s at offset %d: %s", path, offset, exc)
     except OSError as exc:

@@ -132,7 +132,7 @@ class TraceFacts:
             if known is not None and is_open and (not known.open or known.seen_ns > span.end_ns):
                 return True  # the run's final root, or a later snapshot, is known already
             status = _RUNNING if is_open else a.get(RUN_STATUS, _RUNNING)
-            status = status if status in _STATUSES else _RUNNING
+            status = status if type(status) is str and status in _STATUSES else _RUNNING
             nodes = a.get(RUN_NODES) or ()
             self._root = _Root(
                 span.start_ns,
@@ -251,7 +251,7 @@ def _decision(span: SpanRecord) -> DecisionFacts:
         decision_id=_text(a.get(DECISION_ID), ""),
         node_id=_text(a.get(DECISION_NODE), "unknown"),
         intent=_text(a.get(DECISION_INTENT), ""),
-        decision_type=_intern(kind) if kind in _TYPES else _CUSTOM,
+        decision_type=_intern(kind) if type(kind) is str and kind in _TYPES else _CUSTOM,
         chosen_option_id=chosen,
         chosen_label=by_id.get(chosen),
         option_ids=option_ids,

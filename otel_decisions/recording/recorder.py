@@ -48,6 +48,18 @@ _STATUS_MESSAGE_CHARS: Final = 1024
 _EMPTY_CONTEXT: Final = Context()
 _MAX_QUEUED: Final = 4096  # bounds memory in very long runs; the periodic flush drains sooner
 
+_this_process = os.getpid()
+"""This process's id, kept current in forked children: `os.getpid()` is a system call, and where
+system calls are slow (gVisor, seccomp) it cost as much as encoding a span on the hot path."""
+
+
+def _forked() -> None:
+    global _this_process
+    _this_process = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
 
 class RunRecorder:
     """The open root span of one run and the decisions and outcomes queued for it."""
@@ -110,7 +122,7 @@ class RunRecorder:
         self._start_ns = start_ns
         self._common = c.common_attributes(self.execution_id, run.id, run.goal_id)
         self._decisions: dict[str, tuple[SpanContext, int]] = {}  # decision id -> (its span, time)
-        self._pid = os.getpid()
+        self._pid = _this_process
         self._queue: deque[ReadableSpan] = deque()  # appended by the agent, drained by any thread
         self._drain_lock = threading.RLock()  # re-entrant: a SIGTERM handler may drain mid-drain
         self._recording = ctx.is_valid  # False when the SDK is disabled: nothing is written
@@ -172,7 +184,7 @@ class RunRecorder:
         self._record(span)
 
     def _record(self, span: ReadableSpan) -> None:
-        if not self._recording or os.getpid() != self._pid:  # disabled, or a forked child's copy
+        if not self._recording or _this_process != self._pid:  # disabled, or a forked child's copy
             return
         self._pipeline.journal(span)
         self._queue.append(span)
@@ -181,7 +193,7 @@ class RunRecorder:
 
     def drain(self) -> None:
         """Hand the finished spans queued so far to the other processors, in order (any thread)."""
-        if os.getpid() != self._pid:  # a forked child: the parent forwards these, not us
+        if _this_process != self._pid:  # a forked child: the parent forwards these, not us
             return
         with self._drain_lock:
             queue = self._queue
@@ -208,7 +220,7 @@ class RunRecorder:
         self._run_context = parent
         self._common = {**c.common_attributes(execution_id, run_id, goal_id), c.DECISION_REMOTE: True}
         self._decisions = {}
-        self._pid = os.getpid()
+        self._pid = _this_process
         self._queue = deque()
         self._drain_lock = threading.RLock()
         self._recording = trace.get_current_span(parent).get_span_context().is_valid
@@ -300,7 +312,7 @@ class RunRecorder:
             and self._pipeline.snapshots
             and self._start_attributes
             and not self._ended
-            and os.getpid() == self._pid
+            and _this_process == self._pid
         ):
             self._snapshot(at_ns)
 
@@ -333,7 +345,7 @@ class RunRecorder:
         """Create the queued spans, then close the run span with the run's final state (this writes
         the run to the file before it returns). The span is ended whatever goes wrong before; a run
         ends once (a later call, e.g. after the process interrupted the run at exit, does nothing)."""
-        if self._ended or os.getpid() != self._pid:  # once; and a forked child's copy is not ours
+        if self._ended or _this_process != self._pid:  # once; and a forked child's copy is not ours
             return
         self._ended = True
         try:

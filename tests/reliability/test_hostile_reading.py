@@ -132,6 +132,7 @@ _junk_lines = st.one_of(
     _shapes,
 ).map(lambda b: b.replace(b"\n", b" "))
 
+
 def _paths(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     found = [path]
     items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
@@ -192,6 +193,56 @@ def test_hostile_lines_in_span_files_leave_every_real_run_readable(
         assert run.status == (od.RunStatus.COMPLETED if success else od.RunStatus.FAILED)
         assert [p.description for p in run.problems] == ["it broke"]
     assert {r.run_id for r in query.list_runs_for_goal("keep")} == set(list(recorded["runs"])[:2])
+
+
+_WRONG_VALUES = {  # every OTLP AnyValue kind; containers decode to list / dict (unhashable)
+    "kvlist": {"kvlistValue": {"values": [{"key": "k", "value": {"stringValue": "v"}}]}},
+    "array": {"arrayValue": {"values": [{"stringValue": "v"}]}},
+    "int": {"intValue": "7"},
+    "bool": {"boolValue": True},
+    "double": {"doubleValue": 0.5},
+    "bytes": {"bytesValue": "AAE="},
+    "empty": {},
+}
+
+
+def _key_values(documents: list[Any]) -> list[dict[str, Any]]:
+    """Every attribute key-value pair of the spans and events in decoded OTLP/JSON `documents`."""
+    found = []
+    for document in documents:
+        for resource in document["resourceSpans"]:
+            for scope in resource["scopeSpans"]:
+                for span in scope["spans"]:
+                    found += span.get("attributes", ())
+                    for event in span.get("events", ()):
+                        found += event.get("attributes", ())
+    return found
+
+
+@pytest.mark.parametrize("kind", list(_WRONG_VALUES))
+def test_every_attribute_of_the_wrong_kind_leaves_the_file_readable(
+    recorded: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, kind: str
+) -> None:
+    """Each attribute of the victim run in turn takes a value of another kind (found by the fuzz
+    above: a `kvlistValue` decision type or run status once raised `unhashable type: 'dict'`)."""
+    victim = [orjson.loads(line) for line in recorded["victim"]]
+    keys = sorted({kv["key"] for kv in _key_values(victim)})
+    assert len(keys) > 20  # the run, decision, outcome and problem attributes
+    victim_run = list(recorded["runs"])[2]
+    for key in keys:
+        changed = copy.deepcopy(victim)
+        for kv in _key_values(changed):
+            if kv["key"] == key:
+                kv["value"] = _WRONG_VALUES[kind]
+        directory = tmp_path_factory.mktemp("wrong-kind")
+        hostile = [*recorded["lines"], *(orjson.dumps(document) for document in changed)]
+        (directory / FILE_NAME).write_bytes(b"\n".join(hostile) + b"\n")
+        query = od.BuilderQuery(directory)
+        for run in (*recorded["runs"], victim_run):
+            ask_everything(query, run, "keep")
+        ask_everything(query, victim_run, "victim")
+        kept = {r.run_id for r in query.list_runs_for_goal("keep")}
+        assert kept == set(list(recorded["runs"])[:2]), key
 
 
 # -------------------------------------------------------------------------------------------- configure
