@@ -133,19 +133,19 @@ def _attributes_fast(attributes: Mapping[str, Any]) -> bytes:
     prefixes = _key_prefixes
     fragments = _fragments
     for key, value in _items(attributes):
-        prefix = prefixes.get(key) or _key_prefix(key)
         kind = type(value)
+        if kind is str and len(value) <= 64:  # ids, names, enums: the same few recur on every span
+            fragment = fragments.get((key, value))
+            if fragment is None:
+                fragment = (prefixes.get(key) or _key_prefix(key)) + b'{"stringValue":' + _dumps(value) + b"}}"
+                if len(fragments) >= 8192:
+                    fragments.clear()
+                fragments[key, value] = fragment
+            append(fragment)
+            continue
+        prefix = prefixes.get(key) or _key_prefix(key)
         if kind is str:
-            if len(value) <= 64:  # ids, names, enums: the same few values recur on every span
-                fragment = fragments.get((key, value))
-                if fragment is None:
-                    fragment = prefix + b'{"stringValue":' + _dumps(value) + b"}}"
-                    if len(fragments) >= 8192:
-                        fragments.clear()
-                    fragments[key, value] = fragment
-                append(fragment)
-            else:
-                append(prefix + b'{"stringValue":' + _dumps(value) + b"}}")
+            append(prefix + b'{"stringValue":' + _dumps(value) + b"}}")
         elif kind is bool:
             append(prefix + (b'{"boolValue":true}}' if value else b'{"boolValue":false}}'))
         elif kind is int:
