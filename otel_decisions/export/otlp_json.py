@@ -137,7 +137,9 @@ def _attributes_fast(attributes: Mapping[str, Any]) -> bytes:
         if kind is str and len(value) <= 64:  # ids, names, enums: the same few recur on every span
             fragment = fragments.get((key, value))
             if fragment is None:
-                fragment = (prefixes.get(key) or _key_prefix(key)) + b'{"stringValue":' + _dumps(value) + b"}}"
+                fragment = (
+                    (prefixes.get(key) or _key_prefix(key)) + b'{"stringValue":' + _dumps(value) + b"}}"
+                )
                 if len(fragments) >= 8192:
                     fragments.clear()
                 fragments[key, value] = fragment

@@ -35,7 +35,7 @@ from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, Statu
 
 from otel_decisions import contract as c
 from otel_decisions._privacy import ContentPolicy
-from otel_decisions.export.pipeline import Pipeline
+from otel_decisions.export.pipeline import Pipeline, sigterm_deferred
 from otel_decisions.models import Decision, Outcome, Problem, Run, RunStatus
 from otel_decisions.recording import _coerce
 from otel_decisions.recording._spans import finished_span, snapshot
@@ -277,8 +277,9 @@ class RunRecorder:
     ) -> None:
         """Record the outcome (`outcome_attributes`, from the contract) as a child span of the
         decision span, then end the decision span (both written as one line). `error` set means the
-        outcome failed."""
-        with self._pipeline.processor.batch():
+        outcome failed. A SIGTERM waits until both are written: its handler's own spans would
+        otherwise join this thread's batch, which is never written once the process ends."""
+        with sigterm_deferred, self._pipeline.processor.batch():
             try:
                 child = self._tracer.start_span(
                     name,
@@ -305,16 +306,17 @@ class RunRecorder:
                 self.execution_id,
             )
             return
-        self._run_span.add_event(c.PROBLEM_EVENT, c.problem_attributes(problem, self._policy), at_ns)
-        # a joined recorder has no root of its own; an ended run's root is written already
-        if (
-            self._recording
-            and self._pipeline.snapshots
-            and self._start_attributes
-            and not self._ended
-            and _this_process == self._pid
-        ):
-            self._snapshot(at_ns)
+        with sigterm_deferred:  # the SDK span's lock is not re-entrant: a handler ending this run waits
+            self._run_span.add_event(c.PROBLEM_EVENT, c.problem_attributes(problem, self._policy), at_ns)
+            # a joined recorder has no root of its own; an ended run's root is written already
+            if (
+                self._recording
+                and self._pipeline.snapshots
+                and self._start_attributes
+                and not self._ended
+                and _this_process == self._pid
+            ):
+                self._snapshot(at_ns)
 
     def report_problem(self, run: Run, args: tuple[Any, ...], lock: threading.Lock | None = None) -> str:
         """Add a problem to `run` from the seed's `report_problem` arguments (coerced to text) and

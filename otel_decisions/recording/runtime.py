@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from otel_decisions import contract as c
 from otel_decisions._values import short_repr
-from otel_decisions.export.pipeline import pipeline_for
+from otel_decisions.export.pipeline import pipeline_for, sigterm_deferred
 from otel_decisions.models import Decision, DecisionType, Run, RunStatus
 from otel_decisions.recording import _coerce
 from otel_decisions.recording.context import RUNTIME_FOCUS
@@ -95,6 +95,10 @@ class Runtime:
         self, goal_id: str, goal_description: str = "", input_data: dict[str, Any] | None = None
     ) -> str:
         """Start a run (a new trace) and return its id, `run_YYYYMMDD_HHMMSS_<8 hex>`."""
+        with sigterm_deferred:
+            return self._start_run(goal_id, goal_description, input_data)
+
+    def _start_run(self, goal_id: Any, goal_description: Any, input_data: Any) -> str:
         try:
             if self._run is not None:
                 _logger.warning("start_run: run %s was still open; ending it as cancelled", self._run.id)
@@ -121,7 +125,8 @@ class Runtime:
             return
         status = RunStatus.COMPLETED if _coerce.truthy(success, False) else RunStatus.FAILED
         try:
-            self._finish(status, narrative, output_data)
+            with sigterm_deferred:
+                self._finish(status, narrative, output_data)
         except Exception:
             _logger.exception("otel_decisions: end_run failed")
             self._run = self._recorder = None

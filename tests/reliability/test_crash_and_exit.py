@@ -216,6 +216,105 @@ def test_complaint_10_sigterm_handler_of_the_application_is_left_alone(tmp_path:
     assert run.narrative == "Run interrupted: the process exited before the run ended."
 
 
+SIGNAL_INSIDE = r"""
+import os, signal, sys
+import otel_decisions as od
+from otel_decisions import Runtime
+
+directory, api, where = sys.argv[1:4]
+
+
+class Bomb:  # sends this process SIGTERM while we encode it: the signal lands inside start or end
+
+    def __repr__(self) -> str:
+        os.kill(os.getpid(), signal.SIGTERM)
+        return "bomb"
+
+
+start_input = {"x": Bomb()} if where == "start" else {"x": 1}
+output = {"y": Bomb()} if where == "end" else {"y": 2}
+if api == "runtime":
+    runtime = Runtime(directory)
+    runtime.start_run("goal", "a goal", start_input)
+    runtime.decide("pick", [{"id": "a"}], "a", "why")
+    runtime.end_run(True, output_data=output)
+else:
+    with od.run("goal", "a goal", start_input, directory=directory) as handle:
+        with od.decision("pick", options=[{"id": "a"}], chosen="a"):
+            pass
+        handle.set_output(output)
+print("not terminated", flush=True)
+"""
+
+
+@pytest.mark.parametrize("api", ["runtime", "decorators"])
+@pytest.mark.parametrize("where", ["start", "end"])
+def test_complaint_10_sigterm_inside_start_or_end_of_a_run_waits_for_it(
+    tmp_path: Path, api: str, where: str
+) -> None:
+    """A SIGTERM that arrives while a run is being started or ended is handled once that is done: the
+    run is in the file, cancelled (caught starting) or as it ended (caught ending), never half
+    recorded; and the process still terminates by the signal."""
+    done = subprocess.run(
+        [sys.executable, "-c", SIGNAL_INSIDE, str(tmp_path), api, where],
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == -signal.SIGTERM, done.stderr.decode(errors="replace")[-2000:]
+    assert b"not terminated" not in done.stdout
+    every_line_parses(tmp_path)
+    query = BuilderQuery(tmp_path)
+    (run_id,) = query.storage.list_all_runs()
+    run = query.get_full_run(run_id)
+    assert run is not None
+    if where == "start":
+        assert run.status == RunStatus.CANCELLED
+        assert run.narrative == "Run interrupted: the process received SIGTERM."
+        assert run.decisions == []  # the signal was handled as soon as the run had started
+        assert run.input_data == {"x": "<unserializable Bomb: bomb>"}
+    else:
+        assert run.status == RunStatus.COMPLETED
+        assert [d.intent for d in run.decisions] == ["pick"]
+        assert run.output_data == {"y": "<unserializable Bomb: bomb>"}
+
+
+SIGNAL_AT_OUTCOME = r"""
+import os, signal, sys
+import otel_decisions as od
+from opentelemetry.sdk.trace import SpanProcessor
+from otel_decisions.export.pipeline import add_span_observer
+
+
+class TerminateAtOutcome(SpanProcessor):  # SIGTERM as the first outcome span ends, mid decision end
+    def on_end(self, span) -> None:
+        if span.attributes.get("otel_decisions.outcome.decision_id") is not None:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+add_span_observer(TerminateAtOutcome())
+with od.run("goal", "a goal", directory=sys.argv[1]):
+    with od.decision("pick", options=[{"id": "a"}], chosen="a"):
+        pass
+    print("not terminated", flush=True)
+"""
+
+
+def test_complaint_10_sigterm_while_a_decision_ends_waits_for_its_spans(tmp_path: Path) -> None:
+    """SIGTERM while a decorated decision's spans are being ended (written together as one line):
+    the handler waits until they are written, then ends the run; nothing it wrote is lost in the
+    unwritten line."""
+    done = subprocess.run(
+        [sys.executable, "-c", SIGNAL_AT_OUTCOME, str(tmp_path)], capture_output=True, timeout=60
+    )
+    assert done.returncode == -signal.SIGTERM, done.stderr.decode(errors="replace")[-2000:]
+    assert b"not terminated" not in done.stdout
+    query = BuilderQuery(tmp_path)
+    (run_id,) = query.storage.list_all_runs()
+    run = query.get_full_run(run_id)
+    assert run is not None and run.status == RunStatus.CANCELLED
+    assert [(d.intent, d.outcome is not None and d.outcome.success) for d in run.decisions] == [("pick", True)]
+
+
 def test_a_problem_reported_after_the_run_ended_leaves_the_ended_run_as_it_was(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
