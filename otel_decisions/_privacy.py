@@ -204,13 +204,16 @@ class ContentPolicy:
     # --- spans of other instrumentations joined to a run (LLM calls) -----------------------------
     def foreign_attributes(self, attributes: Mapping[str, Any]) -> dict[str, Any]:
         """Another instrumentation's attributes, with every string scrubbed (ids are left alone by
-        the patterns); content keys (`gen_ai.*messages`, prompts, completions, tool arguments and
-        results) are dropped when content is not captured."""
+        the patterns), the text of a key naming a secret (`db.password`, `http.auth`) redacted
+        whole; content keys (`gen_ai.*messages`, prompts, completions, tool arguments and results)
+        are dropped when content is not captured."""
         out: dict[str, Any] = {}
         for key, value in attributes.items():
             if not self.capture and _is_content_key(key):
                 continue
-            if self.scrub and isinstance(value, str):
+            if self.scrub and isinstance(value, str | bytes | tuple | list) and self.redactor.secret_key(key):
+                value = REDACTED
+            elif self.scrub and isinstance(value, str):
                 value = self.scrubbed(value)
             elif self.scrub and isinstance(value, tuple | list):
                 value = [self.scrubbed(v) if isinstance(v, str) else v for v in value]

@@ -4,9 +4,9 @@ Agents record what they saw: prompts, tool arguments, error messages. Those can 
 passwords; the recorder writes them to files and backends, and the Builder may send a summary of them
 to a third party (Claude, for `suggest --llm`). `Redactor.text` replaces every secret-looking substring
 with `REDACTED`; `Redactor.data` does so for every string in nested data (dict keys included) and also
-replaces, whole, the value of any key that names a secret (`{"api_key": ...}`, `{"password": 1234}`)
-and any long opaque token held by a key. `redact_text` / `redact_value` are the same with the default
-allow-list.
+replaces, whole, the value of any key that names a secret, whatever its type (`{"api_key": ...}`,
+`{"password": 1234}`, `{"auth": ["alice", "hunter2"]}`), and any long opaque token held by a key.
+`redact_text` / `redact_value` are the same with the default allow-list.
 
 Speed: recording calls this on every decision, so each rule has trigger literals (``sk-``, ``token``,
 ``://``, ...) looked for in the lower-cased text first, and only the rules whose triggers occur run their
@@ -21,10 +21,12 @@ not even a prefix or a length. What is recognised (`RULES`, applied in order):
   ``xox?-...``, Google ``AIza...``;
 - JSON Web Tokens (``eyJ...eyJ....``) and PEM private key blocks;
 - ``Bearer <token>`` and ``Authorization: <scheme> <credentials>``;
-- credentials in URLs (``https://user:secret@host``);
+- credentials in URLs (``https://user:secret@host``; a password holding ``@`` ends at the last one);
+- Azure SAS signatures in URLs (``?sv=...&sig=AbC%2Bdef%3D``, percent-escapes included);
 - ``key=value`` / ``key: value`` / ``"key": "value"`` where the key names a secret (password, passwd, pwd,
-  secret, token, api_key, access_key, private_key, credential(s), ...); the key and separator are kept so
-  a reader still sees *what* was removed;
+  secret, token, api_key, access_key, private_key, credential(s), auth, ...), the value being a word, a
+  quoted string, or a list or dict written as JSON or Python (removed whole); the key and separator are
+  kept so a reader still sees *what* was removed;
 - a long opaque value in any ``key=value`` (32+ hex or base64 characters mixing letters and digits),
   which catches keys whose name gives nothing away. Keys on the allow-list (`DEFAULT_ALLOWED_KEYS`:
   trace, span and execution ids, plus any the caller adds) are never redacted by name or by this rule.
@@ -51,9 +53,17 @@ REDACTED: Final = "[REDACTED]"
 
 #: Names of keys whose value is a secret, as a regex alternation (matched case-insensitively, as the
 #: last part of a key: `db_password`, `x-api-key` and `client_secret` count, `max_tokens` does not).
+#: Every name is anchored at the end of the key (followed by its separator in text, by the end of a dict
+#: key), so `author`, `authority`, `password_policy` and `credential_type` are not secret-named. `auth`
+#: (`{"auth": ["alice", "hunter2"]}`, `basic_auth`, `x-auth`) is also anchored at its start: it must begin
+#: the key or follow a non-alphanumeric character, so `oauth` is not a secret name either (its value, if
+#: a token, is caught by the other rules). `pass` alone (test passes, pipeline passes) is not a name.
 _SECRET_KEYS: Final = (
-    r"pass(?:word|wd|phrase)|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|secret[_-]?key"
-    r"|private[_-]?key|credentials?|session[_-]?id|cookie"
+    # password passwd passphrase pwd private_key / secret secret_key session_id / token / credential(s)
+    # cookie / api_key apikey access_key auth: grouped by first letter, so that the key rules, which try
+    # this at every position of a word, try one branch per position, not one per name.
+    r"p(?:ass(?:word|wd|phrase)|wd|rivate[_-]?key)|se(?:cret(?:[_-]?key)?|ssion[_-]?id)|token"
+    r"|c(?:redentials?|ookie)|a(?:pi[_-]?key|ccess[_-]?key|(?<![A-Za-z0-9]a)uth)"
 )
 #: A value not already redacted (keeps redaction idempotent).
 _NOT_REDACTED: Final = r"(?!" + re.escape(REDACTED) + r")"
@@ -64,7 +74,7 @@ Replacement = str | Callable[[re.Match[str]], str]
 #: Lower-cased words whose presence in a text may mean a `key=secret` pair. Case-insensitive rules
 #: match ASCII letters only (`(?a)`), as `str.lower()` does for these words: Unicode case folding
 #: would let `paſſword` match a rule whose trigger `pass` is not in the text.
-_KEY_TRIGGERS: Final = ("pass", "pwd", "secret", "token", "key", "credential", "session", "cookie")
+_KEY_TRIGGERS: Final = ("pass", "pwd", "secret", "token", "key", "credential", "session", "cookie", "auth")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +91,33 @@ class Rule:
     triggers: tuple[str, ...] = ()
     keyed: bool = False
     long_token: bool = False
+
+
+def _bracketed(depth: int) -> str:
+    """A value in brackets or braces (a JSON or Python list or dict, as text), nested up to `depth` deep.
+
+    Strings inside (``"..."``, ``'...'``, and ``\\"...\\"`` in JSON quoted inside a JSON string) are
+    skipped whole, so brackets in them do not count. Every loop is possessive and every closing bracket
+    optional: the pattern never fails once it has seen the opening bracket, so it is never retried from
+    a later position (linear time), and a value cut short (a capped text) or unbalanced is removed up
+    to the end of the text rather than leaked. Brackets nested deeper than `depth` are read as siblings
+    at the deepest level: nothing inside is left, only a stray closing bracket or two after the marker.
+    """
+    atoms = "|".join(
+        (
+            r"[^\[\]{}\"'\\]++",  # anything but brackets, quotes and backslashes
+            r'"(?:[^"\\\n]|\\.)*+"',  # a JSON string
+            r"'(?:[^'\\\n]|\\.)*+'",  # a Python string
+            # a string of JSON inside a JSON string: \"...\", with \\\" (an escaped quote) and \n inside
+            r'\\"(?:[^"\\\n]|\\\\(?:\\[\\"]|[^"\\\n])|\\[^"\\\n])*+\\"',
+            r"\\[\s\S]?",  # any other escape
+            r"[\"']",  # a lone quote (an apostrophe in prose)
+        )
+    )
+    pattern = r"[\[{](?:" + atoms + r")*+[\]}]?"
+    for _ in range(depth - 1):
+        pattern = r"[\[{](?:" + atoms + "|" + pattern + r")*+[\]}]?"
+    return pattern
 
 
 def _keep_prefix(match: re.Match[str]) -> str:
@@ -145,11 +182,33 @@ RULES: Final[tuple[Rule, ...]] = (
         _keep_prefix,
         triggers=("bearer",),
     ),
+    # `scheme://user:password@host`: the password runs from the first `:` after the user to the LAST
+    # `@` before the host (`https://alice:p@ss@w0rd@db:5432` loses `p@ss@w0rd`). First the last `@`
+    # before the end of the authority (`/`, `?`, `#`, a space, or `"<>\` which no URL holds), so an `@`
+    # in the query or in a later JSON string stays; failing that (a `?`, `#` or `"` written in the
+    # password), the last `@` before the path. Each try is a greedy run of at most 256 characters that
+    # backs off to an `@`: bounded work per `://`.
     Rule(
         "url_credentials",
-        re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]{0,31}://[^\s:/@]{0,256}:)[^\s/@]{1,256}(?=@)"),
+        re.compile(
+            r"(\b[a-zA-Z][a-zA-Z0-9+.-]{0,31}://[^\s:/@]{0,256}:)"
+            r"(?:[^\s/?#\"<>\\]{1,256}(?=@)|[^\s/]{1,256}(?=@))"
+        ),
         _keep_prefix,
         triggers=("://",),
+    ),
+    # Azure SAS signatures, `?sv=...&sig=AbC%2Bdef%2F123%3D`: the whole value, %XX escapes included,
+    # up to the next `&` (also `sig%3D...%26` in a URL inside a URL, and `\u0026sig=` in JSON). `sig` must
+    # start a parameter (`config_sig=`, `design=` stay), and 8+ characters (`sig=0.01`, `sig=true` stay).
+    Rule(
+        "sas_signature",
+        re.compile(
+            r"(?ai)((?:(?<![A-Za-z0-9_.-])|(?<=%26)|(?<=%3f)|(?<=\\u0026))sig(?:=|%3d))"
+            r"(?:[A-Za-z0-9+/=_-]|%(?!26)){8,}+"
+        ),
+        _keep_prefix,
+        triggers=("sig=", "sig%3d"),
+        keyed=True,
     ),
     Rule(
         # `password: my secret phrase` (prose, logs, YAML): every word of the value, up to a comma,
@@ -175,11 +234,14 @@ RULES: Final[tuple[Rule, ...]] = (
             + r")(?:\\?[\"'])?\s*[:=]\s*)(?!(?:\\?[\"'])?"
             + re.escape(REDACTED)
             + r")"
-            # an escaped quoted value (JSON inside a JSON string), a quoted value (escapes inside), or
-            # everything up to the next space: `password=abc;rest` loses `abc;rest`, not just `abc`.
-            # Quoted values are bounded, so an unclosed quote costs a bounded scan, not the whole text.
+            # an escaped quoted value (JSON inside a JSON string), a quoted value (escapes inside), a
+            # list or dict (`{"auth": ["alice", "hunter2"]}`: all of it), or everything up to the next
+            # space: `password=abc;rest` loses `abc;rest`, not just `abc`. Quoted values are bounded,
+            # so an unclosed quote costs a bounded scan, not the whole text.
             + r"(\\\"(?:[^\"\\]|\\[^\"]){0,4096}\\\"|\"(?:\\.|[^\"\\\n]){0,4096}\""
-            + r"|'[^'\n]{0,4096}'|[^\s\"']+)"
+            + r"|'[^'\n]{0,4096}'|"
+            + _bracketed(6)
+            + r"|[^\s\"']+)"
         ),
         _keep_quotes,
         triggers=_KEY_TRIGGERS,

@@ -601,9 +601,9 @@ def test_a_down_slow_or_failing_endpoint_never_blocks_the_agent(
     tmp_path: Path, otel_env: pytest.MonkeyPatch, protocol: str, mode: str
 ) -> None:
     """Export runs on a background thread: each run (including ones ended while an export hangs on a
-    server that sleeps 5 s, or is being retried) returns well before that server answers, raises nothing, and is fully in the
-    local file. Shutting the pipeline down (what interpreter exit does) is bounded by the OTLP timeout
-    per export in flight."""
+    server that sleeps 5 s, or is being retried) returns well before that server answers, raises
+    nothing, and is fully in the local file. Shutting the pipeline down (what interpreter exit does)
+    is bounded by the OTLP timeout per export in flight."""
     timeout = 1.0
     with ExitStack() as stack:
         receiver: Receiver | None = None
@@ -674,8 +674,9 @@ def test_process_exit_is_bounded_by_the_otlp_timeout(tmp_path: Path, protocol: s
 def test_exit_waits_at_most_the_otlp_timeout_even_with_a_backlog(tmp_path: Path) -> None:
     """The documented bound (otel_decisions/export/otlp.py): "At interpreter exit the SDK shuts the
     processor down; that waits at most the OTLP timeout". An agent that ended 1,000 short runs (3,000
-    spans, six export batches: one timeout each would take 6 s) while the endpoint hangs (a server sleeping 5 s, timeout 1 s) must
-    still be gone within that timeout (+ a margin for interpreter teardown) after its last statement."""
+    spans, six export batches: one timeout each would take 6 s) while the endpoint hangs (a server
+    sleeping 5 s, timeout 1 s) must still be gone within that timeout (+ a margin for interpreter
+    teardown) after its last statement."""
     with HttpReceiver("slow", delay=5.0) as receiver:
         env = clean_env(
             OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,

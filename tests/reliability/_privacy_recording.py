@@ -1,11 +1,11 @@
 """Shared by the privacy tests (`test_privacy.py`, `test_privacy_capture.py`, `test_privacy_claude.py`):
-recording one value into one field of a run, through `Runtime` or the decorators; the kinds of secret;
-finding text anywhere in the span files.
+recording one value into one field of a run, through `Runtime` or the decorators; finding text anywhere
+in the span files.
 
 `record(api, directory, **{field: value})` records a complete run (a decision with two options, its
 outcome, a problem, output) whose every field holds an ordinary default value except the ones given;
-`FIELDS` says how to read each field back from the `Run` a `BuilderQuery` rebuilds; `SECRETS` holds each
-kind of secret in a sentence and in data, with what must be read back for them.
+`FIELDS` says how to read each field back from the `Run` a `BuilderQuery` rebuilds. The kinds of secret
+are in `_privacy_secrets.py`.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from _readback import attrs, raw_spans
 
 import otel_decisions as od
 from otel_decisions import Decision, DecisionType, Option, Outcome, Run, Runtime
+from reliability._privacy_secrets import Shape
 
 GOAL = "privacy"
 NODE = "lookup"
@@ -201,9 +202,6 @@ def outcome_of(run: Run) -> Outcome:
     return outcome
 
 
-Shape = Literal["text", "json", "list"]
-
-
 @dataclass(frozen=True)
 class Field:
     name: str
@@ -271,131 +269,6 @@ def leaked_fragments(secret: str, text: str, width: int = 8) -> list[str]:
     """The `width`-character substrings of `secret` (all of it when shorter) found in `text`."""
     fragments = {secret[i : i + width] for i in range(max(1, len(secret) - width + 1))}
     return sorted(f for f in fragments if f in text)
-
-
-# ------------------------------------------------------------------------------------ secret kinds
-@dataclass(frozen=True)
-class Secret:
-    """A kind of secret: `secret` is what must never be recorded; `text` / `data` hold it among ordinary
-    words or keys, and `scrubbed_text` / `scrubbed_data` are what must be read back for them."""
-
-    kind: str
-    secret: str
-    text: str
-    scrubbed_text: str
-    data: dict[str, Any]
-    scrubbed_data: dict[str, Any]
-
-    def __str__(self) -> str:
-        return self.kind
-
-    def value(self, shape: Shape) -> Any:
-        """The value a field of `shape` is given (lists hold an ordinary item too)."""
-        return {"text": self.text, "json": self.data, "list": [self.text, "plain item"]}[shape]
-
-    def scrubbed(self, shape: Shape) -> Any:
-        return {
-            "text": self.scrubbed_text,
-            "json": self.scrubbed_data,
-            "list": [self.scrubbed_text, "plain item"],
-        }[shape]
-
-
-R = "[REDACTED]"
-ANTHROPIC_KEY = "sk-ant-api03-Zq8vLm2Xw9Rt4Yp7Kc1Nb6Hs3Jd5Fg0AxW"
-OPENAI_KEY = "sk-proj-Tb7Qw2Er9Ty4Ui1Op6As3Df8Gh5Jk0L"
-AWS_KEY_ID = "AKIAQ3EGUCTK5HT7LW2N"
-AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzQ8vLm2Xw9"
-GITHUB_TOKEN = "ghp_R8sT2uV4wX6yZ8aB0cD2eF4gH6iJ8kL0mN2p"
-JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyNDIiLCJyb2xlIjoiYWRtaW4ifQ.Qm9fX2c3ZlR5dWpLbE5tT3BxUnN0"
-BEARER = "Zk4mP9qL2vX7nR5tW8yB3cD6"
-PASSWORD = "Hunter2Zebra!Moon"
-PASSPHRASE = "correct horse battery staple"
-NUMERIC_KEY = 739152048631
-URL_PASSWORD = "Tr0ub4dor3xQ"
-PEM = (
-    "-----BEGIN RSA PRIVATE KEY-----\n"
-    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7Vx4Jc\n"
-    "q9XvT2mLr8Kc4Wd0YbN3pQs6Tu1Hf5Gk8Lz2Ma7Dw0Ey9Rx4\n"
-    "-----END RSA PRIVATE KEY-----"
-)
-
-
-def _in_sentence(kind: str, secret: str) -> Secret:
-    """A secret recognised by its own shape, inside a sentence and inside a JSON string value."""
-    return Secret(
-        kind,
-        secret,
-        f"Use {secret} for the call.",
-        f"Use {R} for the call.",
-        {"log": f"Use {secret} for the call.", "count": 3},
-        {"log": f"Use {R} for the call.", "count": 3},
-    )
-
-
-SECRETS: tuple[Secret, ...] = (
-    _in_sentence("anthropic_key", ANTHROPIC_KEY),
-    _in_sentence("openai_key", OPENAI_KEY),
-    _in_sentence("aws_access_key_id", AWS_KEY_ID),
-    _in_sentence("github_token", GITHUB_TOKEN),
-    _in_sentence("jwt", JWT),
-    Secret(
-        "authorization_header",
-        BEARER,
-        f"Sent Authorization: Bearer {BEARER} to the API.",
-        f"Sent Authorization: Bearer {R} to the API.",
-        {"headers": {"Authorization": f"Bearer {BEARER}", "Accept": "application/json"}, "attempt": 2},
-        {"headers": {"Authorization": R, "Accept": "application/json"}, "attempt": 2},
-    ),
-    Secret(
-        "password",
-        PASSWORD,
-        f"Log in with password={PASSWORD} then continue.",
-        f"Log in with password={R} then continue.",
-        {"user": "ops", "db_password": PASSWORD},
-        {"user": "ops", "db_password": R},
-    ),
-    Secret(
-        "aws_secret_access_key",
-        AWS_SECRET,
-        f"export aws_secret_access_key={AWS_SECRET} now",
-        f"export aws_secret_access_key={R} now",
-        {"aws_secret_access_key": AWS_SECRET, "region": "eu-west-1"},
-        {"aws_secret_access_key": R, "region": "eu-west-1"},
-    ),
-    Secret(
-        "api_key_named_string",
-        PASSPHRASE,
-        f'Config {{"api_key": "{PASSPHRASE}"}} loaded.',
-        f'Config {{"api_key": "{R}"}} loaded.',
-        {"api_key": PASSPHRASE, "model": "claude"},
-        {"api_key": R, "model": "claude"},
-    ),
-    Secret(
-        "api_key_named_int",
-        str(NUMERIC_KEY),
-        f"Config api_key={NUMERIC_KEY} loaded.",
-        f"Config api_key={R} loaded.",
-        {"api_key": NUMERIC_KEY, "retries": 3},
-        {"api_key": R, "retries": 3},
-    ),
-    Secret(
-        "url_credentials",
-        URL_PASSWORD,
-        f"Connect to https://deploy:{URL_PASSWORD}@db.example.com/prod first.",
-        f"Connect to https://deploy:{R}@db.example.com/prod first.",
-        {"dsn": f"postgres://deploy:{URL_PASSWORD}@db.example.com:5432/prod", "pool": 5},
-        {"dsn": f"postgres://deploy:{R}@db.example.com:5432/prod", "pool": 5},
-    ),
-    Secret(
-        "pem_private_key",
-        PEM,
-        f"Key file:\n{PEM}\nEnd of file.",
-        f"Key file:\n{R}\nEnd of file.",
-        {"attachment": PEM, "name": "deploy.pem"},
-        {"attachment": R, "name": "deploy.pem"},
-    ),
-)
 
 
 # ------------------------------------------------------------------------------- shared helpers

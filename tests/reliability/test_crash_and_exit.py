@@ -312,7 +312,8 @@ def test_complaint_10_sigterm_while_a_decision_ends_waits_for_its_spans(tmp_path
     (run_id,) = query.storage.list_all_runs()
     run = query.get_full_run(run_id)
     assert run is not None and run.status == RunStatus.CANCELLED
-    assert [(d.intent, d.outcome is not None and d.outcome.success) for d in run.decisions] == [("pick", True)]
+    outcomes = [(d.intent, d.outcome is not None and d.outcome.success) for d in run.decisions]
+    assert outcomes == [("pick", True)]
 
 
 def test_a_problem_reported_after_the_run_ended_leaves_the_ended_run_as_it_was(

@@ -8,14 +8,16 @@ Every field a run records (`_privacy_recording.FIELDS`: goal description, input 
 intent, option descriptions, parameters, pros and cons, reasoning, constraints, context, result, error,
 summary, state changes and the three problem texts) is given every kind of secret (`SECRETS`: Anthropic
 and OpenAI `sk-` keys, AWS key ids and secret keys, GitHub tokens, JWTs, `Authorization: Bearer`,
-`password=`, values of keys named like `api_key` — strings and ints —, URL credentials, PEM private
-keys), through `Runtime` and through the decorators. Then, reading the raw span file: no 8-character
-fragment of the secret is anywhere in it; and reading back through a brand-new `BuilderQuery`: the field
-is exactly the ordinary text around the secret with `[REDACTED]` in its place. Exception messages are
-scrubbed in the outcome and the span status, and the exception reaches the caller unchanged. The
-allow-list, the absence of false positives on ordinary text, the `scrub=False` switch and the
-`Redactor`'s trigger pre-filter (a property test against applying every rule) are tested too.
-Content capture (complaint 13) is in `test_privacy_capture.py`.
+`password=`, values of keys named like `api_key` — strings and ints, lists and dicts —, URL credentials
+(with `@` in the password too), Azure SAS signatures, PEM private keys; `_privacy_secrets.py`), through
+`Runtime` and through the decorators. Then, reading the raw span file: no 8-character fragment of the
+secret is anywhere in it; and reading back through a brand-new `BuilderQuery`: the field is exactly the
+ordinary text around the secret with `[REDACTED]` in its place. Exception messages are scrubbed in the
+outcome and the span status, and the exception reaches the caller unchanged. The allow-list, the absence
+of false positives on ordinary text, the `scrub=False` switch and the `Redactor`'s trigger pre-filter (a
+property test against applying every rule) are tested too.
+Content capture (complaint 13) is in `test_privacy_capture.py`; URL passwords holding `@`, SAS signatures,
+lists and dicts under secret-named keys, and the rules' linear time in `test_privacy_gaps.py`.
 """
 
 from __future__ import annotations
@@ -34,17 +36,10 @@ import otel_decisions as od
 from otel_decisions import BuilderQuery, Runtime
 from otel_decisions._redaction import REDACTED, Redactor
 from reliability._privacy_recording import (
-    ANTHROPIC_KEY,
     API,
-    AWS_KEY_ID,
     FIELDS,
-    GITHUB_TOKEN,
-    JWT,
-    PEM,
     RAISE_THROUGH,
-    SECRETS,
     Field,
-    Secret,
     decision_of,
     file_text,
     leaked_fragments,
@@ -53,6 +48,7 @@ from reliability._privacy_recording import (
     record,
     run_roots,
 )
+from reliability._privacy_secrets import ANTHROPIC_KEY, AWS_KEY_ID, GITHUB_TOKEN, JWT, PEM, SECRETS, Secret
 
 ERROR_TYPE = "error.type"
 SESSION_ID = "abc123def456ghi789jkl012mno345pq"
@@ -317,6 +313,7 @@ _PIECES = [
     *('{"api_key": "', '", "', '"password": ', "token=", "max_tokens", "1024", "the", "run_1", "dec_0"),
     *("0123456789abcdef0123456789abcdef", "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3", REDACTED, "[REDACTED"),
     *("é", "日本語", "🙂", "\u00a0", "Straße", "ΣΑΣ", "\u2028"),
+    *("auth", "Auth", "oauth", "author", '{"auth": [', "'pwd': {", "?sv=1&sig=", "sig%3D", "%2B", "%26"),
 ]
 # Characters Unicode case folding equates with ASCII letters although `str.lower()` does not map them
 # there (the rules match ASCII case only, see `test_trigger_filter_and_unicode_case_folding`).

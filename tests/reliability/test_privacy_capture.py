@@ -26,7 +26,6 @@ from _readback import STATUS_ERROR, attrs, raw_spans, read_run, span_kind, statu
 import otel_decisions as od
 from otel_decisions import DecisionType, RunStatus, Runtime
 from reliability._privacy_recording import (
-    ANTHROPIC_KEY,
     API,
     CONTENT_CAPTURED,
     FIELDS,
@@ -50,6 +49,7 @@ from reliability._privacy_recording import (
     sentinel_for,
     sentinel_value,
 )
+from reliability._privacy_secrets import ANTHROPIC_KEY
 
 h = hashed_as
 

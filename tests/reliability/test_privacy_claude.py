@@ -26,12 +26,8 @@ import otel_decisions as od
 from otel_decisions import Runtime
 from otel_decisions.integrations import anthropic_calls
 from reliability._privacy_recording import (
-    ANTHROPIC_KEY,
     API,
     CONTENT_CAPTURED,
-    GITHUB_TOKEN,
-    OPENAI_KEY,
-    PASSWORD,
     capture_off,
     child_environment,
     every_recorded_string,
@@ -40,6 +36,7 @@ from reliability._privacy_recording import (
     outcome_of,
     run_roots,
 )
+from reliability._privacy_secrets import ANTHROPIC_KEY, GITHUB_TOKEN, OPENAI_KEY, PASSWORD
 
 MODEL = "claude-sonnet-5-5"
 
