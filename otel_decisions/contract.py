@@ -514,6 +514,12 @@ def _int(value: Any) -> int:
     return value if type(value) is int else 0
 
 
+def _list_attr(attrs: Mapping[str, Any], key: str) -> list[Any]:
+    """An array attribute; anything else (a string would split into characters) reads as empty."""
+    value = attrs.get(key)
+    return list(value) if isinstance(value, list | tuple) else []
+
+
 def _json_attr(attrs: Mapping[str, Any], key: str, default: Any) -> Any:
     raw = attrs.get(key)
     if raw is None:
@@ -535,13 +541,13 @@ def _decision_data(span: SpanRecord, outcome: dict[str, Any] | Outcome | None) -
         **({DECISION_DELEGATED_RUN_IDS: list(delegated)} if isinstance(delegated, list) else {}),
         "id": a.get(DECISION_ID, ""),
         "timestamp": ns_to_datetime(span.start_ns),
-        "node_id": a.get(DECISION_NODE, "unknown"),
+        "node_id": a.get(DECISION_NODE) if type(a.get(DECISION_NODE)) is str else "unknown",
         "intent": a.get(DECISION_INTENT, ""),
         "decision_type": a.get(DECISION_TYPE, DecisionType.CUSTOM.value),
         "options": [o for o in options if isinstance(o, dict)] if isinstance(options, list) else [],
         "chosen_option_id": a.get(DECISION_CHOSEN, ""),
         "reasoning": a.get(DECISION_REASONING, ""),
-        "active_constraints": list(a.get(DECISION_CONSTRAINTS, ())),
+        "active_constraints": _list_attr(a, DECISION_CONSTRAINTS),
         "input_context": _json_attr(a, DECISION_CONTEXT, {}),
         "outcome": outcome,
         "evaluation": _json_attr(a, DECISION_EVALUATION, None),
@@ -607,8 +613,8 @@ def _metrics_from_attributes(a: Mapping[str, Any]) -> RunMetrics:
             "failed_decisions": a.get(RUN_FAILED, 0),
             "total_tokens": a.get(RUN_TOKENS, 0),
             "total_latency_ms": a.get(RUN_LATENCY, 0),
-            "nodes_executed": list(a.get(RUN_NODES, ())),
-            "edges_traversed": list(a.get(RUN_EDGES, ())),
+            "nodes_executed": _list_attr(a, RUN_NODES),
+            "edges_traversed": _list_attr(a, RUN_EDGES),
         },
     )
 

@@ -418,7 +418,7 @@ def test_fisher_greater_is_finite_and_exact_for_large_tables(table: tuple[int, i
     assert p == pytest.approx(float(exact_fisher(*table)), rel=1e-9)
 
 
-@settings(max_examples=200, deadline=None, derandomize=True)
+@settings(max_examples=200, deadline=None)
 @given(st.tuples(*[st.integers(0, 25)] * 4))
 def test_fisher_greater_equals_the_exact_tail_of_small_tables(table: tuple[int, int, int, int]) -> None:
     p = fisher_greater(*table)
@@ -445,7 +445,7 @@ def test_benjamini_hochberg_edge_cases() -> None:
     assert benjamini_hochberg([0.01, 0.01]) == pytest.approx([0.01, 0.01])  # ties share a q-value
 
 
-@settings(max_examples=200, deadline=None, derandomize=True)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(st.floats(0.0, 1.0), max_size=30))
 def test_benjamini_hochberg_is_monotone_order_preserving_and_bounded(p_values: list[float]) -> None:
     q = benjamini_hochberg(p_values)
@@ -924,7 +924,7 @@ def test_failures_over_time_never_exceeds_forty_eight_buckets() -> None:
     assert len(buckets) <= MAX_BUCKETS
 
 
-@settings(max_examples=100, deadline=None, derandomize=True)
+@settings(max_examples=100, deadline=None)
 @given(
     st.lists(st.tuples(st.integers(0, 10 * 86400), st.sampled_from(list(RunStatus))), min_size=1, max_size=20)
 )
@@ -1217,7 +1217,7 @@ def check_suggestion(suggestion: dict[str, Any], insights: GoalInsights, runs: d
         assert len(insights.hotspots) >= 2
 
 
-@settings(max_examples=150, deadline=None, derandomize=True)
+@settings(max_examples=150, deadline=None)
 @given(generated_runs())
 def test_every_suggestion_cites_existing_supporting_runs_and_decisions(runs: list[Run]) -> None:
     insights = analyze(runs)
@@ -1249,7 +1249,7 @@ def test_every_suggestion_cites_existing_supporting_runs_and_decisions(runs: lis
     assert bool(of_type(insights.suggestions, "architecture")) == (patterns.success_rate < 0.8)
 
 
-@settings(max_examples=60, deadline=None, derandomize=True)
+@settings(max_examples=60, deadline=None)
 @given(generated_runs())
 def test_analyze_goal_gives_the_same_result_for_runs_and_their_facts(runs: list[Run]) -> None:
     from_runs = analyze(runs).to_dict()
@@ -1260,7 +1260,7 @@ def test_analyze_goal_gives_the_same_result_for_runs_and_their_facts(runs: list[
     assert suggest_improvements("goal", [RunFacts.from_run(r) for r in runs]) == from_runs["suggestions"]
 
 
-@settings(max_examples=60, deadline=None, derandomize=True)
+@settings(max_examples=60, deadline=None)
 @given(generated_runs())
 def test_insights_patterns_equal_find_patterns(runs: list[Run]) -> None:
     insights = analyze(runs)

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from otel_decisions import Runtime
 from otel_decisions.contract import SpanRecord
 from otel_decisions.export.file_writer import FILE_NAME
+from otel_decisions.reading import otlp_files
 from otel_decisions.reading.otlp_files import _ONE_SCOPE_END, _SPANS_KEY, _Prefixes, parse_line
 
 
@@ -56,8 +57,48 @@ def test_real_lines_are_read_through_the_shortcut_with_the_same_spans(lines: lis
     prefixes = _Prefixes()
     for line in lines:
         assert prefixes.parse(line, 0, len(line), memoryview(line)) == parse_line(line)
-    assert len(prefixes.known) == 1  # one resource and scope: learned once
-    assert all(line.startswith(prefixes.known[0]) for line in lines)
+    (known,) = prefixes.known  # one resource and scope: learned once
+    assert all(line.startswith(known) for line in lines)
+
+
+def test_known_prefixes_skip_the_full_parse(lines: list[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    full_parses: list[object] = []
+    real = otlp_files.parse_line
+
+    def counted(line: bytes | str | memoryview) -> list[SpanRecord]:
+        full_parses.append(line)
+        return real(line)
+
+    monkeypatch.setattr(otlp_files, "parse_line", counted)
+    prefixes = _Prefixes()
+    read = [prefixes.parse(line, 0, len(line), memoryview(line)) for line in lines]
+    assert read == [real(line) for line in lines]
+    assert len(full_parses) == 1  # the first line only: it taught the prefix
+
+
+def test_many_interleaved_resources_are_all_known(lines: list[bytes]) -> None:
+    """Each process writing a directory has its own `service.instance.id`: 40 of them interleaved."""
+    prefixes = _Prefixes()
+    for _ in range(2):
+        for n in range(40):
+            line = lines[1].replace(b'"unknown_service:python"', b'"service-%d"' % n)
+            assert prefixes.parse(line, 0, len(line), memoryview(line)) == parse_line(line)
+    assert len(prefixes.known) == 40
+
+
+def test_a_prefix_opening_a_duplicate_key_is_not_learned(lines: list[bytes]) -> None:
+    """`"spans": [` with a space is not found, so the first `"spans":[` is under a later duplicate key
+    of the resource object, whose real `scopeSpans` comes elsewhere (found by an independent review)."""
+    real_prefix = lines[1][: lines[1].find(_SPANS_KEY) + len(_SPANS_KEY)]
+    span = lines[1][len(real_prefix) : -len(_ONE_SCOPE_END)]
+    decoy = (
+        b'{"resourceSpans":[{"foo":0,"resource":{},"scopeSpans":[{"scope":{},"spans": []}],"foo":[{"spans":['
+    )
+    teacher = decoy + b']}],"scopeSpans":[{"scope":{},"spans":[' + span + b"]}]}]}"
+    assert parse_line(teacher)  # holds our span: its prefix is a candidate
+    later = decoy + span + _ONE_SCOPE_END
+    result, prefixes = _shortcut(teacher, later)
+    assert result == parse_line(later) == [] and prefixes.known == set()
 
 
 def test_a_line_of_another_resource_is_learned_as_a_second_prefix(lines: list[bytes]) -> None:
@@ -123,7 +164,7 @@ def test_a_learned_prefix_is_always_one_resource_and_one_scope(lines: list[bytes
 _TOKENS = st.sampled_from([b"{", b"}", b"[", b"]", b",", b'"spans":', b'"a"', b"1", b":"])
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=300, deadline=None)
 @given(
     middle=st.binary(max_size=40) | st.sampled_from(MIDDLES) | st.lists(_TOKENS, max_size=12).map(b"".join),
     keep_span=st.booleans(),

@@ -180,11 +180,11 @@ class _OpenWriters:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._writers: dict[int, weakref.ref[JsonLinesWriter]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: reached from a SIGTERM handler (see pipeline)
         os.register_at_fork(after_in_child=self._after_fork)
 
     def _after_fork(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def track(self, writer: JsonLinesWriter) -> None:
         with self._lock:

@@ -107,7 +107,7 @@ class RunEndNudge:
         self._processor = processor
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a SIGTERM handler ending a run nudges too
 
     def __call__(self) -> None:
         if self._thread is None:

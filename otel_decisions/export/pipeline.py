@@ -23,6 +23,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any, Protocol
 
 from opentelemetry import trace
@@ -38,19 +39,13 @@ from otel_decisions import _config
 from otel_decisions._privacy import ContentPolicy
 from otel_decisions._redaction import DEFAULT_ALLOWED_KEYS
 from otel_decisions.contract import INSTRUMENTATION_NAME, SCHEMA, SCHEMA_VERSION
+from otel_decisions.export import sigterm
 from otel_decisions.export.file_processor import RunFileProcessor
 from otel_decisions.export.file_writer import JsonLinesWriter
 from otel_decisions.export.otlp import ForwardToProvider, RunEndNudge, otlp_processor, shutdown_all
 from otel_decisions.export.settings import Settings, resolve
 
-__all__ = [
-    "Pipeline",
-    "add_span_observer",
-    "configure",
-    "current_settings",
-    "pipeline_for",
-    "sigterm_deferred",
-]
+__all__ = ["Pipeline", "add_span_observer", "configure", "current_settings", "pipeline_for"]
 
 _logger = logging.getLogger(__name__)
 
@@ -246,37 +241,10 @@ def _install_sigterm_handler() -> None:
         pass
 
 
-class _SigtermDeferred:
-    """`with sigterm_deferred:` a SIGTERM that arrives while the main thread is in the block is
-    handled when the block ends. Starting and ending a run are such blocks: a run the signal caught
-    half started or half ended would otherwise stay `running` (or be missing) in the file."""
-
-    __slots__ = ("depth", "pending")
-
-    def __init__(self) -> None:
-        self.depth = 0
-        self.pending = False
-
-    def __enter__(self) -> None:
-        if threading.get_ident() == threading.main_thread().ident:  # handlers run in the main thread
-            self.depth += 1
-
-    def __exit__(self, *exc: object) -> None:
-        if threading.get_ident() == threading.main_thread().ident:
-            self.depth -= 1
-            if self.depth == 0 and self.pending:
-                self.pending = False
-                _on_sigterm(signal.SIGTERM, None)
-
-
-sigterm_deferred = _SigtermDeferred()
-
-
-def _on_sigterm(signum: int, frame: object) -> None:
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     # The handler runs in the main thread between two bytecodes, maybe inside our own writer or a
     # drain: their locks are re-entrant, and what it interrupted never resumes (the process ends).
-    if sigterm_deferred.depth > 0:  # inside a run's start or end: handled when that is done
-        sigterm_deferred.pending = True
+    if sigterm.defer(frame):  # inside a run's start or end: handled when that is done (see sigterm)
         return
     try:
         interrupt_open_runs("Run interrupted: the process received SIGTERM.")

@@ -52,7 +52,8 @@ class RunState:
     recorder: RunRecorder
     run: Run | None  # None for a run joined from another process (its model lives there)
     directory: Path
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # re-entrant: a SIGTERM handler ending the run may run while this thread holds it
+    lock: threading.RLock = field(default_factory=threading.RLock)
     sequence: int = 0
     prefix: str = "dec_"
 

@@ -35,7 +35,8 @@ from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, Statu
 
 from otel_decisions import contract as c
 from otel_decisions._privacy import ContentPolicy
-from otel_decisions.export.pipeline import Pipeline, sigterm_deferred
+from otel_decisions.export.pipeline import Pipeline
+from otel_decisions.export.sigterm import critical
 from otel_decisions.models import Decision, Outcome, Problem, Run, RunStatus
 from otel_decisions.recording import _coerce
 from otel_decisions.recording._spans import finished_span, snapshot
@@ -265,6 +266,7 @@ class RunRecorder:
             )
         return span
 
+    @critical
     def end_decision(
         self,
         span: Span,
@@ -279,7 +281,7 @@ class RunRecorder:
         decision span, then end the decision span (both written as one line). `error` set means the
         outcome failed. A SIGTERM waits until both are written: its handler's own spans would
         otherwise join this thread's batch, which is never written once the process ends."""
-        with sigterm_deferred, self._pipeline.processor.batch():
+        with self._pipeline.processor.batch():
             try:
                 child = self._tracer.start_span(
                     name,
@@ -297,6 +299,7 @@ class RunRecorder:
             finally:
                 span.end(end_time=at_ns)
 
+    @critical  # the SDK span's lock is not re-entrant: a SIGTERM ending this run waits
     def problem(self, problem: Problem, at_ns: int) -> None:
         """Record `problem` as an `otel_decisions.problem` event on the run span (in the file at once)."""
         if self._ended:
@@ -306,19 +309,18 @@ class RunRecorder:
                 self.execution_id,
             )
             return
-        with sigterm_deferred:  # the SDK span's lock is not re-entrant: a handler ending this run waits
-            self._run_span.add_event(c.PROBLEM_EVENT, c.problem_attributes(problem, self._policy), at_ns)
-            # a joined recorder has no root of its own; an ended run's root is written already
-            if (
-                self._recording
-                and self._pipeline.snapshots
-                and self._start_attributes
-                and not self._ended
-                and _this_process == self._pid
-            ):
-                self._snapshot(at_ns)
+        self._run_span.add_event(c.PROBLEM_EVENT, c.problem_attributes(problem, self._policy), at_ns)
+        # a joined recorder has no root of its own; an ended run's root is written already
+        if (
+            self._recording
+            and self._pipeline.snapshots
+            and self._start_attributes
+            and not self._ended
+            and _this_process == self._pid
+        ):
+            self._snapshot(at_ns)
 
-    def report_problem(self, run: Run, args: tuple[Any, ...], lock: threading.Lock | None = None) -> str:
+    def report_problem(self, run: Run, args: tuple[Any, ...], lock: threading.RLock | None = None) -> str:
         """Add a problem to `run` from the seed's `report_problem` arguments (coerced to text) and
         record it; returns `prob_N`, or "" if that failed (logged, never raised)."""
         try:
@@ -343,16 +345,28 @@ class RunRecorder:
             _logger.exception("otel_decisions: report_problem failed")
             return ""
 
+    @property
+    def ended(self) -> bool:
+        """Whether `end` was called (a run ends once)."""
+        return self._ended
+
     def end(self, run: Run, at_ns: int) -> None:
         """Create the queued spans, then close the run span with the run's final state (this writes
         the run to the file before it returns). The span is ended whatever goes wrong before; a run
         ends once (a later call, e.g. after the process interrupted the run at exit, does nothing)."""
         if self._ended or _this_process != self._pid:  # once; and a forked child's copy is not ours
             return
+        # Encoded first (the output's __repr__ may run): interrupted here (Ctrl-C, a SystemExit from a
+        # signal handler), the run is not ended yet, and exit or SIGTERM still ends it.
+        try:
+            attributes = c.run_end_attributes(run, self._policy)
+        except Exception:
+            _logger.exception("otel_decisions: cannot encode the end of run %s", self.execution_id)
+            attributes = {c.RUN_STATUS: run.status.value}
         self._ended = True
         try:
             self.drain()
-            self._run_span.set_attributes(c.run_end_attributes(run, self._policy))
+            self._run_span.set_attributes(attributes)
             if run.status == RunStatus.FAILED:
                 message = self._policy.message(run.narrative, _STATUS_MESSAGE_CHARS)
                 self._run_span.set_status(Status(StatusCode.ERROR, message))

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from otel_decisions import contract as c
 from otel_decisions._values import short_repr
-from otel_decisions.export.pipeline import pipeline_for, sigterm_deferred
+from otel_decisions.export.pipeline import pipeline_for
+from otel_decisions.export.sigterm import critical
 from otel_decisions.models import Decision, DecisionType, Run, RunStatus
 from otel_decisions.recording import _coerce
 from otel_decisions.recording.context import RUNTIME_FOCUS
@@ -95,9 +96,9 @@ class Runtime:
         self, goal_id: str, goal_description: str = "", input_data: dict[str, Any] | None = None
     ) -> str:
         """Start a run (a new trace) and return its id, `run_YYYYMMDD_HHMMSS_<8 hex>`."""
-        with sigterm_deferred:
-            return self._start_run(goal_id, goal_description, input_data)
+        return self._start_run(goal_id, goal_description, input_data)
 
+    @critical  # a SIGTERM waits until the run is known to the pipeline (see export/sigterm.py)
     def _start_run(self, goal_id: Any, goal_description: Any, input_data: Any) -> str:
         try:
             if self._run is not None:
@@ -125,14 +126,15 @@ class Runtime:
             return
         status = RunStatus.COMPLETED if _coerce.truthy(success, False) else RunStatus.FAILED
         try:
-            with sigterm_deferred:
-                self._finish(status, narrative, output_data)
+            self._finish(status, narrative, output_data)
         except Exception:
             _logger.exception("otel_decisions: end_run failed")
             self._run = self._recorder = None
 
+    @critical  # a SIGTERM waits until the run's end is written
     def _finish(self, status: RunStatus, narrative: str, output_data: dict[str, Any] | None) -> None:
         run, recorder = self._run, self._recorder
+        interrupted = False
         try:
             if run is None or recorder is None:
                 return
@@ -140,8 +142,13 @@ class Runtime:
             run.complete(status, _coerce.text(narrative))
             assert run.completed_at is not None
             recorder.end(run, c.datetime_to_ns(run.completed_at))  # in the file before it returns
+        except Exception:
+            raise
+        except BaseException:  # Ctrl-C, SystemExit from a signal handler: keep the run for exit to end
+            interrupted = recorder is not None and not recorder.ended
+            raise
         finally:  # the run is this Runtime's until its end is written: exit or SIGTERM may end it
-            if self._recorder is recorder:
+            if self._recorder is recorder and not interrupted:
                 self._run = self._recorder = None
                 self._decisions = {}
             focus = RUNTIME_FOCUS.get()

@@ -39,7 +39,8 @@ from opentelemetry import trace
 from otel_decisions import _config
 from otel_decisions import contract as c
 from otel_decisions._privacy import ContentPolicy
-from otel_decisions.export.pipeline import pipeline_for, sigterm_deferred
+from otel_decisions.export.pipeline import pipeline_for
+from otel_decisions.export.sigterm import critical
 from otel_decisions.models import Decision, DecisionType, Option, RunStatus
 from otel_decisions.recording import _coerce
 from otel_decisions.recording._wrapping import Activation, wrap
@@ -197,9 +198,9 @@ class _RunActivation(Activation):
         self.finish(None if not failed else RuntimeError(narrative), None, interrupted=True)
 
     def finish(self, error: BaseException | None, result: Any, interrupted: bool = False) -> None:
-        with sigterm_deferred:
-            self._finish(error, interrupted)
+        self._finish(error, interrupted)
 
+    @critical  # a SIGTERM waits until the run's end is written (see export/sigterm.py)
     def _finish(self, error: BaseException | None, interrupted: bool) -> None:
         try:
             handle, state = self.handle, self.handle.state
@@ -254,9 +255,9 @@ class run(_Scope):  # lowercase: used like a function, `@otel_decisions.run(...)
         self.directory = Path(directory) if directory is not None else None
 
     def _begin(self) -> Activation | None:
-        with sigterm_deferred:
-            return self._start()
+        return self._start()
 
+    @critical  # a SIGTERM waits until the run is known to the pipeline
     def _start(self) -> Activation | None:
         try:
             ensure_propagation()

@@ -316,6 +316,97 @@ def test_complaint_10_sigterm_while_a_decision_ends_waits_for_its_spans(tmp_path
     assert outcomes == [("pick", True)]
 
 
+HANGING_OBSERVER = r"""
+import sys, threading
+import otel_decisions as od
+from opentelemetry.sdk.trace import SpanProcessor
+from otel_decisions import Runtime
+from otel_decisions.export.pipeline import add_span_observer
+
+
+class Hang(SpanProcessor):  # a user's observer that never returns, called as a run's root ends
+    def on_end(self, span) -> None:
+        if span.parent is None and not span.attributes.get("otel_decisions.span.open"):
+            print("hanging", flush=True)
+            threading.Event().wait()
+
+
+add_span_observer(Hang())
+runtime = Runtime(sys.argv[1])
+runtime.start_run("goal")
+runtime.end_run(True)
+"""
+
+
+def test_complaint_10_sigterm_waits_for_a_hung_critical_section_only_briefly(tmp_path: Path) -> None:
+    """User code runs inside a run's end (observers, `__repr__`): when it hangs there, SIGTERM still
+    terminates the process (after `sigterm.WAIT_SECONDS`), as it did before the wait existed."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", HANGING_OBSERVER, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None and child.stdout.readline() == b"hanging\n"
+    child.send_signal(signal.SIGTERM)
+    try:
+        child.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        pytest.fail("SIGTERM did not terminate a process hung inside end_run")
+    assert child.returncode == -signal.SIGTERM
+    every_line_parses(tmp_path)
+
+
+FORK_IN_CRITICAL = r"""
+import os, signal, sys, threading, time
+from opentelemetry.sdk.trace import SpanProcessor
+from otel_decisions import Runtime
+from otel_decisions.export.pipeline import add_span_observer
+
+in_end, release = threading.Event(), threading.Event()
+
+
+class Slow(SpanProcessor):  # holds the main thread inside end_run while a worker forks
+    def on_end(self, span) -> None:
+        if span.parent is None and not span.attributes.get("otel_decisions.span.open"):
+            in_end.set()
+            release.wait(30)
+
+
+def worker() -> None:
+    in_end.wait(30)
+    pid = os.fork()
+    if pid == 0:  # the forked child: its main thread is this worker, never inside end_run
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        os._exit(0)  # reached only if SIGTERM was swallowed
+    _, status = os.waitpid(pid, 0)
+    print("child", os.WTERMSIG(status) if os.WIFSIGNALED(status) else "exited", flush=True)
+    release.set()
+
+
+add_span_observer(Slow())
+thread = threading.Thread(target=worker)
+thread.start()
+runtime = Runtime(sys.argv[1])
+runtime.start_run("goal")
+runtime.end_run(True)
+thread.join()
+"""
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() with threads
+def test_a_child_forked_while_the_main_thread_ends_a_run_still_dies_on_sigterm(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", FORK_IN_CRITICAL, str(tmp_path)],
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    assert done.stdout.decode().split() == ["child", str(int(signal.SIGTERM))]
+
+
 def test_a_problem_reported_after_the_run_ended_leaves_the_ended_run_as_it_was(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
