@@ -237,6 +237,7 @@ def _install_sigterm_handler() -> None:
     try:
         if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, _on_sigterm)
+            sigterm.start_watchdog()
     except (ValueError, OSError, AttributeError):  # no signals here (an embedded interpreter, Windows)
         pass
 

@@ -12,7 +12,9 @@ Why a frame check rather than a counter: nothing to keep balanced, so a Keyboard
 two bytecodes of ours, or a fork from another thread, cannot leave SIGTERM ignored for good.
 
 Never for long: user code runs inside (a value's `__repr__`, a span observer). A second SIGTERM, or
-`WAIT_SECONDS` without the section ending, makes the handler run at once, as it did without this.
+`WAIT_SECONDS` without the section ending, makes the handler run at once, as it did without this. The
+wait is bounded by a watchdog thread started with the handler (`start_watchdog`), not by one started
+from the handler: the handler may have interrupted `Thread.start` itself, inside its lock.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any, Final, TypeVar
 
-__all__ = ["WAIT_SECONDS", "critical", "defer"]
+__all__ = ["WAIT_SECONDS", "critical", "defer", "start_watchdog"]
 
 WAIT_SECONDS: Final = 2.0
 """The longest a SIGTERM waits for a critical section (then the handler runs inside it)."""
@@ -47,8 +50,17 @@ class _State:
 _state = _State()
 
 
+_wake = threading.Event()
+_watchdog: list[threading.Thread] = []
+
+
 def _forked_child() -> None:
+    global _wake
     _state.pending = _state.forced = False  # the parent's signal, not ours
+    _wake = threading.Event()  # the parent's may have been locked by its watchdog at the fork
+    if _watchdog:  # the parent bounded its waits: so does the child (its threads did not survive)
+        _watchdog.clear()
+        start_watchdog()
 
 
 os.register_at_fork(after_in_child=_forked_child)
@@ -97,13 +109,25 @@ def defer(frame: FrameType | None) -> bool:
         _state.pending = False
         return False
     _state.pending = True
-    timer = threading.Timer(WAIT_SECONDS, _force, args=(threading.main_thread().ident,))
-    timer.daemon = True
-    timer.start()
+    _wake.set()
     return True
 
 
-def _force(main_ident: int | None) -> None:
-    if _state.pending and main_ident is not None:
-        _state.forced = True
-        signal.pthread_kill(main_ident, signal.SIGTERM)  # to the main thread: interrupts a blocking call
+def start_watchdog() -> None:
+    """Start the daemon thread that ends a SIGTERM's wait after `WAIT_SECONDS` (once per process)."""
+    if not _watchdog:
+        thread = threading.Thread(target=_watch, name="otel_decisions-sigterm", daemon=True)
+        thread.start()
+        _watchdog.append(thread)
+
+
+def _watch() -> None:
+    while True:
+        wake = _wake
+        wake.wait()
+        wake.clear()
+        time.sleep(WAIT_SECONDS)
+        main = threading.main_thread().ident
+        if _state.pending and main is not None:
+            _state.forced = True
+            signal.pthread_kill(main, signal.SIGTERM)  # to the main thread: interrupts a blocking call
