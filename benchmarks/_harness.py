@@ -6,17 +6,30 @@ reference measured in the same round does not. We report the median per-round ra
 
 from __future__ import annotations
 
+import atexit
 import gc
 import os
+import shutil
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+
+
+def scratch_directory(prefix: str = "otel-decisions-bench-") -> Path:
+    """A temporary directory for the spans a benchmark writes (up to a few GB), removed when the
+    benchmark exits; `BENCH_KEEP=1` keeps it for a look."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    if os.environ.get("BENCH_KEEP") != "1":
+        atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def time_per_op(op: Callable[[], object], n: int) -> float:

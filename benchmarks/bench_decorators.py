@@ -16,13 +16,11 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _harness import ROUNDS, bare_span_case, time_per_op
+from _harness import ROUNDS, bare_span_case, scratch_directory, time_per_op
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
@@ -52,7 +50,7 @@ def ratios(cases: dict[str, Any], reference: str) -> dict[str, float]:
 
 
 def enabled() -> None:
-    directory = Path(tempfile.mkdtemp(prefix="otel-decisions-bench-"))
+    directory = scratch_directory()
     decorated = otel_decisions.decision(
         "Choose a tool",
         options=[{"id": "search", "action_type": "tool_call"}],
@@ -127,7 +125,7 @@ def disabled_case(label: str) -> None:
     if label == "outside any run":
         result = ratios({"bare": bare, "decorator": decorated}, "bare")
     else:
-        with otel_decisions.run("bench", directory=tempfile.mkdtemp(prefix="otel-decisions-bench-")):
+        with otel_decisions.run("bench", directory=scratch_directory()):
             result = ratios({"bare": bare, "decorator": in_run}, "bare")
     reset()
     print(

@@ -19,13 +19,16 @@ import io
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from _harness import scratch_directory
 
 from otel_decisions import DecisionType, Runtime
 from otel_decisions.export.file_writer import JsonLinesWriter
@@ -86,7 +89,7 @@ def record_runs(directory: Path, runs: int) -> list[list[ReadableSpan]]:
 
 
 def main() -> None:
-    base = Path(tempfile.mkdtemp(prefix="otel-decisions-bench-"))
+    base = scratch_directory()
     batches = record_runs(base / "recorded", RUNS)
     total = sum(len(b) for b in batches)
     print(f"{RUNS} runs, {total} spans, python {sys.version.split()[0]}")

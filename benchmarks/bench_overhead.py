@@ -17,7 +17,6 @@ from __future__ import annotations
 import gc
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _harness import bare_span_case
+from _harness import bare_span_case, scratch_directory
 
 import otel_decisions
 from otel_decisions.reading.otlp_files import discover_files
@@ -89,7 +88,7 @@ def recording(policy: dict[str, Any], directory: Path) -> Iterator[dict[str, Cal
 
 
 def main() -> None:
-    base = Path(tempfile.mkdtemp(prefix="otel-decisions-overhead-"))
+    base = scratch_directory("otel-decisions-overhead-")
     bare, reset = bare_span_case()
     samples: dict[str, list[float]] = {"bare span": []}
     for round_ in range(ROUNDS + 1):  # round 0 warms up

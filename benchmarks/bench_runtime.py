@@ -22,12 +22,10 @@ import gc
 import os
 import statistics
 import sys
-import tempfile
-from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _harness import ROUNDS, bare_span_case, time_per_op
+from _harness import ROUNDS, bare_span_case, scratch_directory, time_per_op
 
 from otel_decisions import DecisionType, Runtime
 
@@ -50,7 +48,7 @@ CONTEXT = {"expression": "2 + 3 * 4", "attempt": 1}
 
 
 def main() -> None:
-    directory = Path(tempfile.mkdtemp(prefix="otel-decisions-bench-"))
+    directory = scratch_directory()
     runtime = Runtime(directory)
     bare, reset = bare_span_case()
 
